@@ -1,0 +1,40 @@
+# mmedge — one command each on a fresh CPU machine: `make demo`, `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench gpu-check clean
+
+install: $(STAMP)
+
+# Re-run when the project's dependencies change. The pinned CPU torch goes in first, so that
+# the `train` extra's `torch>=…` is already satisfied and no multi-GB CUDA build is pulled.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[train,dev]"
+	# type stubs only: their `tensorrt` dependency cannot be installed without NVIDIA's index
+	$(PY) -m pip install -q --no-deps "tensorrt-stubs>=10.0"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/mmedge demo
+
+test: install
+	$(PY) -m pytest -q --timeout=900
+
+lint: install
+	$(VENV)/bin/ruff check mmedge tests benchmarks
+	$(VENV)/bin/mypy mmedge
+
+bench: install
+	$(VENV)/bin/mmedge bench --suite benchmarks/suite.yaml
+
+gpu-check: install
+	bash benchmarks/gpu_check.sh
+
+clean:
+	rm -rf runs export/*/ .pytest_cache .mypy_cache .ruff_cache

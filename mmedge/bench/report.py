@@ -1,0 +1,333 @@
+"""Benchmark results: a versioned JSON schema, Markdown and rich tables, and PNG plots.
+
+Schema (BENCH_SCHEMA_VERSION = 1)::
+
+    {"schema_version": 1, "title": str, "reference": str | null, "env": {...environment_record...},
+     "results": [{"config": {"backend", "precision", "batch", "modalities", "threads", "mode",
+                             "label", "extra"},
+                  "stats": LatencyStats, "stages": {stage: LatencyStats}, "samples_ms": [float],
+                  "ratio_to_reference": float | null, "accuracy": float | null,
+                  "accuracy_metric": str, "cost": Cost | null, "power": {...} | null,
+                  "warnings": [str]}]}
+
+`ratio_to_reference` is this result's p50 latency divided by the reference result's p50
+(1.0 = the reference, 0.5 = twice as fast). Raw end-to-end samples are kept so plots and
+re-analysis never need a rerun.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmedge.bench.costmodel import Cost
+from mmedge.bench.stats import LatencyStats
+from mmedge.errors import InputError
+from mmedge.io_utils import write_json
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+logger = logging.getLogger(__name__)
+
+BENCH_SCHEMA_VERSION = 1
+MODES: tuple[str, ...] = ("sequential", "concurrent")
+
+
+@dataclass
+class BenchConfig:
+    """What was measured: backend, precision, batch, modalities present, threads, run mode."""
+
+    backend: str
+    precision: str
+    batch: int = 1
+    modalities: tuple[str, ...] = ()
+    threads: int | None = None
+    mode: str = "sequential"
+    label: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        self.modalities = tuple(self.modalities)
+
+    @property
+    def key(self) -> str:
+        """Short unique-ish name: the label if given, else backend/precision/batch/modalities/mode."""
+        if self.label:
+            return self.label
+        parts = [self.backend, self.precision, f"b{self.batch}", "+".join(self.modalities) or "none"]
+        if self.threads is not None:
+            parts.append(f"t{self.threads}")
+        if self.mode != "sequential":
+            parts.append(self.mode)
+        return "/".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON dict."""
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "batch": self.batch,
+            "modalities": list(self.modalities),
+            "threads": self.threads,
+            "mode": self.mode,
+            "label": self.label,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BenchConfig:
+        """Rebuild from `to_json` output."""
+        return cls(
+            backend=str(data["backend"]),
+            precision=str(data["precision"]),
+            batch=int(data.get("batch", 1)),
+            modalities=tuple(data.get("modalities", ())),
+            threads=None if data.get("threads") is None else int(data["threads"]),
+            mode=str(data.get("mode", "sequential")),
+            label=data.get("label"),
+            extra=dict(data.get("extra", {})),
+        )
+
+
+@dataclass
+class BenchResult:
+    """One configuration's measurements: end-to-end and per-stage stats plus raw samples."""
+
+    config: BenchConfig
+    stats: LatencyStats
+    stages: dict[str, LatencyStats] = field(default_factory=dict)
+    samples_ms: list[float] = field(default_factory=list)
+    ratio_to_reference: float | None = None
+    accuracy: float | None = None
+    accuracy_metric: str = "accuracy"
+    cost: Cost | None = None
+    power: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON dict (raw samples rounded to the nanosecond)."""
+        return {
+            "config": self.config.to_json(),
+            "stats": self.stats.to_json(),
+            "stages": {k: v.to_json() for k, v in self.stages.items()},
+            "samples_ms": [round(float(x), 6) for x in self.samples_ms],
+            "ratio_to_reference": self.ratio_to_reference,
+            "accuracy": self.accuracy,
+            "accuracy_metric": self.accuracy_metric,
+            "cost": self.cost.to_json() if self.cost is not None else None,
+            "power": self.power,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BenchResult:
+        """Rebuild from `to_json` output."""
+        return cls(
+            config=BenchConfig.from_json(data["config"]),
+            stats=LatencyStats.from_json(data["stats"]),
+            stages={k: LatencyStats.from_json(v) for k, v in data.get("stages", {}).items()},
+            samples_ms=[float(x) for x in data.get("samples_ms", [])],
+            ratio_to_reference=data.get("ratio_to_reference"),
+            accuracy=data.get("accuracy"),
+            accuracy_metric=str(data.get("accuracy_metric", "accuracy")),
+            cost=Cost.from_json(data["cost"]) if data.get("cost") else None,
+            power=data.get("power"),
+            warnings=[str(w) for w in data.get("warnings", [])],
+        )
+
+
+@dataclass
+class BenchReport:
+    """A set of results measured on one machine, with its environment record."""
+
+    env: dict[str, Any]
+    results: list[BenchResult] = field(default_factory=list)
+    reference: str | None = None
+    title: str = "mmedge bench"
+    schema_version: int = BENCH_SCHEMA_VERSION
+
+    def find(self, key: str) -> BenchResult | None:
+        """The first result whose config key is `key`."""
+        return next((r for r in self.results if r.config.key == key), None)
+
+    def compute_ratios(self) -> None:
+        """Fill every result's ratio_to_reference from the reference result's p50."""
+        if self.reference is None:
+            return
+        ref = self.find(self.reference)
+        if ref is None:
+            keys = [r.config.key for r in self.results]
+            raise InputError(f"reference {self.reference!r} is not among the results {keys}")
+        for result in self.results:
+            result.ratio_to_reference = (
+                result.stats.p50_ms / ref.stats.p50_ms if ref.stats.p50_ms > 0 else None
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON dict."""
+        return {
+            "schema_version": self.schema_version,
+            "title": self.title,
+            "reference": self.reference,
+            "env": self.env,
+            "results": [r.to_json() for r in self.results],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BenchReport:
+        """Rebuild from `to_json` output, refusing schema versions this mmedge does not know."""
+        version = data.get("schema_version")
+        if not isinstance(version, int):
+            raise InputError("not an mmedge bench report: it has no integer 'schema_version'")
+        if version > BENCH_SCHEMA_VERSION:
+            raise InputError(
+                f"bench report schema version {version} is newer than this mmedge understands "
+                f"({BENCH_SCHEMA_VERSION}): upgrade mmedge to read it"
+            )
+        return cls(
+            env=dict(data.get("env", {})),
+            results=[BenchResult.from_json(r) for r in data.get("results", [])],
+            reference=data.get("reference"),
+            title=str(data.get("title", "mmedge bench")),
+            schema_version=version,
+        )
+
+
+def save_json(report: BenchReport, path: str | Path) -> Path:
+    """Write the report atomically as JSON; returns the path."""
+    target = Path(path)
+    write_json(target, report.to_json())
+    return target
+
+
+def load_json(path: str | Path) -> BenchReport:
+    """Read a report written by save_json."""
+    import json
+
+    source = Path(path)
+    try:
+        data = json.loads(source.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"bench report not found: {source}") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read bench report {source}: {exc}") from exc
+    try:
+        return BenchReport.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{source} is not a valid mmedge bench report: {exc!r}") from exc
+
+
+# --------------------------------------------------------------------------- tables
+
+
+TABLE_COLUMNS: tuple[str, ...] = (
+    "config", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "CoV", "items/s", "p50 / ref", "accuracy",
+)  # fmt: skip
+
+
+def _fmt(value: float | None, spec: str = ".3f", suffix: str = "") -> str:
+    """Format a number, '–' for None."""
+    return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _row(result: BenchResult) -> list[str]:
+    """One table row for a result, aligned with TABLE_COLUMNS."""
+    s = result.stats
+    return [
+        result.config.key,
+        _fmt(s.p50_ms),
+        _fmt(s.p90_ms),
+        _fmt(s.p99_ms),
+        f"{s.mean_ms:.3f} ± {s.std_ms:.3f}",
+        f"{s.cov:.1%}",
+        _fmt(s.throughput, ".1f"),
+        _fmt(result.ratio_to_reference, ".2f", "×"),
+        _fmt(None if result.accuracy is None else 100.0 * result.accuracy, ".2f", "%"),
+    ]
+
+
+def env_summary(env: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, value) pairs that identify the machine and software of a report."""
+    cpu = env.get("cpu") or {}
+    cores = cpu.get("cores") or {}
+    pkgs = env.get("packages") or {}
+    gpus = env.get("gpu") or []
+    git = env.get("git") or {}
+    threads = {k: v for k, v in (env.get("threads_env") or {}).items() if v is not None}
+    rows = [
+        ("host", str(env.get("hostname", "?"))),
+        ("time (UTC)", str(env.get("timestamp", "?"))),
+        ("os", str((env.get("os") or {}).get("platform", "?"))),
+        ("python", str((env.get("python") or {}).get("version", "?"))),
+        ("cpu", f"{cpu.get('model') or '?'} ({cores.get('physical', '?')} physical / "
+                f"{cores.get('logical', '?')} logical cores)"),
+        ("gpu", ", ".join(g.get("name", "?") for g in gpus) if gpus else "none"),
+        ("packages", ", ".join(f"{k} {v}" for k, v in pkgs.items() if v)),
+        ("thread env", ", ".join(f"{k}={v}" for k, v in threads.items()) or "unset"),
+        ("git", f"{git.get('commit', '?')[:12]}{' (dirty)' if git.get('dirty') else ''}" if git else "n/a"),
+    ]  # fmt: skip
+    if cpu.get("board"):
+        rows.insert(4, ("board", str(cpu["board"])))
+    return rows
+
+
+def _md_escape(text: str) -> str:
+    """Escape characters that would break a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(report: BenchReport) -> str:
+    """Markdown: the results table, a per-stage p50 breakdown, warnings and the environment."""
+    lines = [f"# {_md_escape(report.title)}", ""]
+    if report.reference:
+        lines += [f"Reference for `p50 / ref`: `{report.reference}` (lower is faster).", ""]
+    lines += ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "|".join(["---"] + ["---:"] * 8) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c) for c in _row(r)) + " |" for r in report.results]
+    stages: list[str] = []
+    for result in report.results:
+        stages += [s for s in result.stages if s not in stages]
+    if stages:
+        lines += ["", "## Stage breakdown (p50 ms)", ""]
+        lines += ["| config | " + " | ".join(_md_escape(s) for s in stages) + " |"]
+        lines += ["|---|" + "---:|" * len(stages)]
+        for result in report.results:
+            cells = [_fmt(result.stages[s].p50_ms) if s in result.stages else "–" for s in stages]
+            lines.append(f"| {_md_escape(result.config.key)} | " + " | ".join(cells) + " |")
+    warnings = [(r.config.key, w) for r in report.results for w in r.warnings]
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- `{k}`: {_md_escape(w)}" for k, w in warnings]
+    lines += ["", "## Environment", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {_md_escape(v)} |" for k, v in env_summary(report.env)]
+    return "\n".join(lines) + "\n"
+
+
+def render_table(report: BenchReport) -> Table:
+    """The results table as a rich Table for the terminal."""
+    from rich.table import Table
+
+    table = Table(title=report.title, caption=f"reference: {report.reference}" if report.reference else None)
+    for i, column in enumerate(TABLE_COLUMNS):
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for result in report.results:
+        style = "yellow" if result.warnings else None
+        table.add_row(*_row(result), style=style)
+    return table
+
+
+def plot_latency(report: BenchReport, path: str | Path) -> Path:
+    """Box plot of the raw end-to-end latencies of every result (whiskers at p1/p99) as a PNG."""
+    from mmedge.bench.plots import latency_plot
+
+    return latency_plot(report, Path(path))
+
+
+def plot_pareto(report: BenchReport, path: str | Path) -> Path:
+    """Accuracy vs p50 latency of the results that have accuracy, Pareto front highlighted, as a PNG."""
+    from mmedge.bench.plots import pareto_plot
+
+    return pareto_plot(report, Path(path))

@@ -1,0 +1,1 @@
+"""The `mmedge` command line: one module per command group (parse → call one library function → render)."""

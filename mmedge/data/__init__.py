@@ -1,0 +1,1 @@
+"""Datasets (built-in `digits`, JSONL/CSV manifests) and torch-free preprocessing."""

@@ -1,0 +1,100 @@
+"""Torch-free preprocessing shared by training and every runtime (no train/serve skew).
+
+The spec of each modality is stored in bundle.json; `Preprocessor.from_spec` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmedge.data.audio import load_audio, fit_audio
+from mmedge.data.image import load_image, normalize_image
+from mmedge.data.sample import Sample
+from mmedge.data.tokenizer import TextTokenizer
+from mmedge.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """Model inputs of a batch: named arrays per modality and the present mask [B, M]."""
+
+    feeds: dict[str, dict[str, np.ndarray]]
+    present: np.ndarray
+    labels: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(self.present.shape[0])
+
+
+class Preprocessor:
+    """Turns raw samples into model inputs, exactly as at training time."""
+
+    def __init__(self, modalities: list[str], spec: dict[str, dict[str, Any]], root: Path | None = None) -> None:
+        self.modalities = list(modalities)
+        self.spec = spec
+        self.tokenizer: TextTokenizer | None = None
+        if "text" in self.modalities:
+            tok_file = Path(spec["text"]["tokenizer"])
+            self.tokenizer = TextTokenizer(root / tok_file if root else tok_file, int(spec["text"]["max_length"]))
+
+    def text(self, texts: list[str], pad_to: int | None = None) -> dict[str, np.ndarray]:
+        """Tokenize a list of strings → input_ids, attention_mask."""
+        assert self.tokenizer is not None
+        ids, mask = self.tokenizer.encode(texts, pad_to=pad_to)
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def image(self, image: np.ndarray | str) -> np.ndarray:
+        """Decode (if a path), resize and normalize → float32 [C, H, W]."""
+        s = self.spec["image"]
+        arr = load_image(image) if isinstance(image, str) else image
+        return normalize_image(arr, int(s["size"]), int(s["channels"]), s["mean"], s["std"], s["resize"])
+
+    def audio(self, audio: np.ndarray | str, sample_rate: int | None) -> np.ndarray:
+        """Decode (if a path), mono, resample, pad/trim → float32 [samples]."""
+        s = self.spec["audio"]
+        if isinstance(audio, str):
+            wave, sample_rate = load_audio(audio)
+        else:
+            wave = audio
+        if sample_rate is None:
+            raise InputError("audio given as an array needs its sample_rate")
+        return fit_audio(wave, sample_rate, int(s["sample_rate"]), float(s["clip_seconds"]))
+
+    def batch(self, samples: list[Sample], fixed_text_length: bool = False) -> Batch:
+        """Preprocess samples; absent modalities get zero placeholders and present = 0."""
+        n = len(samples)
+        present = np.zeros((n, len(self.modalities)), dtype=np.float32)
+        feeds: dict[str, dict[str, np.ndarray]] = {}
+        for j, m in enumerate(self.modalities):
+            have = [i for i, s in enumerate(samples) if getattr(s, m) is not None]
+            present[have, j] = 1.0
+            feeds[m] = self._modality_batch(m, samples, have, fixed_text_length)
+        labels = None
+        if all(s.label is not None for s in samples):
+            labels = np.array([s.label for s in samples], dtype=np.int64)
+        return Batch(feeds, present, labels)
+
+    def _modality_batch(self, m: str, samples: list[Sample], have: list[int], fixed: bool) -> dict[str, np.ndarray]:
+        n = len(samples)
+        if m == "text":
+            texts = [samples[i].text if i in set(have) else "" for i in range(n)]
+            pad = int(self.spec["text"]["max_length"]) if fixed else None
+            return self.text([t or "" for t in texts], pad_to=pad)
+        if m == "image":
+            s = self.spec["image"]
+            out = np.zeros((n, int(s["channels"]), int(s["size"]), int(s["size"])), dtype=np.float32)
+            for i in have:
+                out[i] = self.image(samples[i].image)  # type: ignore[arg-type]
+            return {"pixel_values": out}
+        s = self.spec["audio"]
+        wave = np.zeros((n, round(float(s["sample_rate"]) * float(s["clip_seconds"]))), dtype=np.float32)
+        for i in have:
+            wave[i] = self.audio(samples[i].audio, samples[i].sample_rate)  # type: ignore[arg-type]
+        return {"waveform": wave}

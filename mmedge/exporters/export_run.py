@@ -1,0 +1,120 @@
+"""`mmedge export`: a training run → a bundle of per-component ONNX files, validated against torch."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmedge import __version__
+from mmedge.backends.onnxruntime import OrtRunner
+from mmedge.bundle import Bundle, Component
+from mmedge.data.manifest import resolve_dataset
+from mmedge.data.preprocess import Preprocessor
+from mmedge.errors import ExportError
+from mmedge.exporters.onnx_export import OPSET, export_module
+from mmedge.io_utils import atomic_path
+from mmedge.specs import HEAD, TensorSpec, embedding_name
+from mmedge.train.checkpoint import CHECKPOINT, RUN_META, LoadedRun, load_run
+
+log = logging.getLogger(__name__)
+FP32_BOUND = 1e-4
+TORCH_DIR = "torch"  # the fp32 PyTorch reference (weights + run.json) for the torch backend
+ProgressFn = Callable[[str], None]
+
+
+def component_modules(run: LoadedRun) -> dict[str, tuple[torch.nn.Module, list[TensorSpec], list[TensorSpec]]]:
+    """{component: (module, input specs, output specs)} in export order."""
+    model, dim = run.model, run.config.model.embed_dim
+    out: dict[str, tuple[torch.nn.Module, list[TensorSpec], list[TensorSpec]]] = {}
+    for m in model.modalities:
+        enc = model.encoder(m)
+        out_spec = TensorSpec(embedding_name(m), "float32", ("batch", dim), {"batch": (1, 1, 64)})
+        out[m] = (enc, enc.input_specs(), [out_spec])
+    logits = TensorSpec("logits", "float32", ("batch", len(run.labels)), {"batch": (1, 1, 64)})
+    out[HEAD] = (model.head, model.head.input_specs(), [logits])
+    return out
+
+
+def parity_feeds(run: LoadedRun, data: str | None, n: int) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+    """Real preprocessed samples (val split), text padded to the batch's longest row."""
+    ds = resolve_dataset(data or run.config.data, "val")
+    pre = Preprocessor(run.config.model.modalities, run.preprocessing, root=run.root)
+    batch = pre.batch(ds.samples[:n])
+    return batch.feeds, batch.present
+
+
+def torch_outputs(module: torch.nn.Module, specs: list[TensorSpec], feed: dict[str, np.ndarray]) -> np.ndarray:
+    """Eval-mode torch output for a numpy feed."""
+    with torch.no_grad():
+        return module(*(torch.from_numpy(feed[s.name]) for s in specs)).numpy()
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, data: str | None = None, samples: int = 64,
+               bound: float = FP32_BOUND, progress: ProgressFn | None = None) -> Bundle:
+    """Export every component to ONNX, check parity vs torch on real samples, write the bundle."""
+    run = load_run(run_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    feeds, present = parity_feeds(run, data, samples)
+    bundle = Bundle(root=out, name=run.config.name, labels=run.labels, modalities=run.config.model.modalities,
+                    components={}, preprocessing=run.preprocessing,
+                    fusion={"op": run.config.model.fusion, "requires_all": run.model.head.requires_all},
+                    provenance=provenance(run), metrics=run.metrics.get("test", {}))
+    head_feed: dict[str, np.ndarray] = {"present": present}
+    for name, (module, inputs, outputs) in component_modules(run).items():
+        if progress:
+            progress(name)
+        feed = head_feed if name == HEAD else feeds[name]
+        expected = torch_outputs(module, inputs, feed)
+        example = tuple(torch.from_numpy(feed[s.name]) for s in inputs)
+        export_module(module, inputs, outputs, example, out / f"{name}.onnx")
+        bundle.components[name] = Component(name, "head" if name == HEAD else "encoder", inputs, outputs)
+        diff = check_parity(out / f"{name}.onnx", inputs, outputs, feed, expected, bound)
+        bundle.add_artifact(name, "fp32", f"{name}.onnx", parity=diff, settings={"opset": OPSET})
+        if name != HEAD:
+            head_feed[embedding_name(name)] = expected
+    copy_side_files(run, out)
+    bundle.save()
+    return bundle
+
+
+def check_parity(path: Path, inputs: list[TensorSpec], outputs: list[TensorSpec], feed: dict[str, np.ndarray],
+                 expected: np.ndarray, bound: float) -> dict[str, Any]:
+    """Max/mean abs diff of ONNX Runtime vs torch; ExportError above `bound`."""
+    got = OrtRunner(path, inputs, outputs).infer(feed)[outputs[0].name]
+    diff = np.abs(got.astype(np.float64) - expected)
+    figures = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()), "samples": int(len(got)),
+               "reference": "torch fp32"}
+    if figures["max_abs_diff"] > bound:
+        raise ExportError(f"{path.name}: ONNX Runtime differs from PyTorch by {figures['max_abs_diff']:.3g} "
+                          f"(bound {bound:g}) on real samples")
+    log.info("%s parity: max abs diff %.3g", path.name, figures["max_abs_diff"])
+    return figures
+
+
+def copy_side_files(run: LoadedRun, out: Path) -> None:
+    """Tokenizer and the torch reference (weights + run.json) into the bundle, atomically."""
+    files = [(run.root / CHECKPOINT, out / TORCH_DIR / CHECKPOINT), (run.root / RUN_META, out / TORCH_DIR / RUN_META)]
+    if "text" in run.preprocessing:
+        tok = run.preprocessing["text"]["tokenizer"]
+        files.append((run.root / tok, out / tok))
+    for src, dst in files:
+        if not src.is_file():
+            raise ExportError(f"run file missing: {src}")
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+
+
+def provenance(run: LoadedRun) -> dict[str, Any]:
+    """Versions and hashes that produced this bundle."""
+    import onnx
+
+    return {"mmedge": __version__, "torch": torch.__version__, "onnx": onnx.__version__, "opset": OPSET,
+            "exporter": "torch.onnx (TorchScript)", "config_digest": run.config.digest(),
+            "run": str(run.root), "preset": run.config.model.preset, "mode": run.config.train.mode}

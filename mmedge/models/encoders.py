@@ -1,0 +1,159 @@
+"""Per-modality encoders of the `tiny` preset and the encoder registry.
+
+Every encoder maps its modality's preprocessed tensors to a [batch, D] embedding and
+declares its ONNX inputs, so export and runtime agree on names, dtypes and dynamic axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from mmedge.config import ModelConfig
+from mmedge.errors import ConfigError
+from mmedge.models.audio_frontend import LogMel
+from mmedge.specs import TensorSpec
+
+MAX_BATCH = 64
+
+
+class Encoder(nn.Module):
+    """Base class: `forward(*inputs) -> [batch, D]` plus its input specs."""
+
+    modality: str = ""
+    embed_dim: int = 0
+
+    def input_specs(self) -> list[TensorSpec]:
+        """Names, dtypes and dynamic axes of the forward inputs, in order."""
+        raise NotImplementedError
+
+    def blocks(self) -> list[nn.Module]:
+        """Ordered trainable blocks (for partial fine-tuning: the last k get unfrozen)."""
+        return list(self.children())
+
+
+def batch_range() -> dict[str, tuple[int, int, int]]:
+    """min/opt/max of the dynamic batch axis."""
+    return {"batch": (1, 1, MAX_BATCH)}
+
+
+class BagOfTokensEncoder(Encoder):
+    """Token embedding + attention-masked mean (word-embedding baseline) + projection."""
+
+    modality = "text"
+
+    def __init__(self, vocab_size: int, embed_dim: int, max_length: int) -> None:
+        super().__init__()
+        self.embed_dim, self.max_length = embed_dim, max_length
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.proj = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, embed_dim))
+
+    def input_specs(self) -> list[TensorSpec]:
+        """input_ids and attention_mask, int64 [batch, seq]."""
+        ranges = {**batch_range(), "seq": (1, self.max_length, self.max_length)}
+        return [TensorSpec("input_ids", "int64", ("batch", "seq"), ranges),
+                TensorSpec("attention_mask", "int64", ("batch", "seq"), ranges)]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Masked mean of token embeddings, then an MLP."""
+        mask = attention_mask.unsqueeze(-1).to(torch.float32)
+        summed = (self.embedding(input_ids) * mask).sum(dim=1)
+        return self.proj(summed / mask.sum(dim=1).clamp(min=1.0))
+
+
+def conv_block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    """3×3 conv → BatchNorm → ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks, global average pooling, linear projection to D."""
+
+    def __init__(self, cin: int, embed_dim: int, widths: tuple[int, int, int] = (16, 32, 64)) -> None:
+        super().__init__()
+        self.features = nn.Sequential(conv_block(cin, widths[0], 1), conv_block(widths[0], widths[1], 2),
+                                      conv_block(widths[1], widths[2], 2))
+        self.proj = nn.Linear(widths[2], embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] → [B, D]."""
+        return self.proj(self.features(x).mean(dim=(2, 3)))
+
+
+class ImageCNNEncoder(Encoder):
+    """Small CNN over normalized pixels [batch, C, H, W]."""
+
+    modality = "image"
+
+    def __init__(self, channels: int, size: int, embed_dim: int) -> None:
+        super().__init__()
+        self.embed_dim, self.channels, self.size = embed_dim, channels, size
+        self.cnn = SmallCNN(channels, embed_dim)
+
+    def input_specs(self) -> list[TensorSpec]:
+        """pixel_values float32 [batch, C, H, W]."""
+        return [TensorSpec("pixel_values", "float32", ("batch", self.channels, self.size, self.size),
+                           batch_range())]
+
+    def blocks(self) -> list[nn.Module]:
+        """Conv blocks then the projection."""
+        return [*self.cnn.features, self.cnn.proj]
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] → [B, D]."""
+        return self.cnn(pixel_values)
+
+
+class AudioCNNEncoder(Encoder):
+    """In-graph log-mel front-end, per-utterance normalisation, small CNN."""
+
+    modality = "audio"
+
+    def __init__(self, sample_rate: int, clip_seconds: float, n_fft: int, hop: int, n_mels: int,
+                 embed_dim: int) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.samples = round(sample_rate * clip_seconds)
+        self.frontend = LogMel(sample_rate, n_fft, hop, n_mels)
+        self.norm = nn.BatchNorm2d(1)
+        self.cnn = SmallCNN(1, embed_dim)
+
+    def input_specs(self) -> list[TensorSpec]:
+        """waveform float32 [batch, samples]."""
+        return [TensorSpec("waveform", "float32", ("batch", self.samples), batch_range())]
+
+    def blocks(self) -> list[nn.Module]:
+        """Normalisation, conv blocks, projection (the front-end has no weights)."""
+        return [self.norm, *self.cnn.features, self.cnn.proj]
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """[B, S] → [B, D]."""
+        return self.cnn(self.norm(self.frontend(waveform)))
+
+
+EncoderBuilder = Callable[[ModelConfig, int], Encoder]
+ENCODERS: dict[tuple[str, str], EncoderBuilder] = {
+    ("text", "bag"): lambda c, vocab: BagOfTokensEncoder(vocab, c.embed_dim, c.text.max_length),
+    ("image", "cnn"): lambda c, _: ImageCNNEncoder(c.image.channels, c.image.size, c.embed_dim),
+    ("audio", "cnn"): lambda c, _: AudioCNNEncoder(c.audio.sample_rate, c.audio.clip_seconds, c.audio.n_fft,
+                                                   c.audio.hop, c.audio.n_mels, c.embed_dim),
+}
+
+
+def register_encoder(modality: str, name: str, builder: EncoderBuilder) -> None:
+    """Add an encoder to the registry (presets register theirs on import)."""
+    ENCODERS[(modality, name)] = builder
+
+
+def build_encoder(modality: str, cfg: ModelConfig, vocab_size: int = 0) -> Encoder:
+    """Instantiate the configured encoder of `modality`."""
+    name = getattr(cfg, modality).encoder
+    if (modality, name) not in ENCODERS:
+        import mmedge.models.pretrained  # noqa: F401  (registers the edge encoders lazily)
+    builder = ENCODERS.get((modality, name))
+    if builder is None:
+        known = sorted(n for m, n in ENCODERS if m == modality)
+        raise ConfigError(f"unknown {modality} encoder '{name}' (known: {', '.join(known)})")
+    return builder(cfg, vocab_size)

@@ -1,0 +1,37 @@
+"""Named starting configurations: `tiny` (from scratch, seconds; tests) and `edge` (pretrained)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mmedge.config import AudioConfig, ImageConfig, ModelConfig, RunConfig, TextConfig, TrainConfig
+from mmedge.errors import ConfigError
+
+
+def tiny() -> RunConfig:
+    """Small encoders trained from scratch: token-embedding mean, small CNNs."""
+    return RunConfig(name="tiny", model=ModelConfig(preset="tiny"), train=TrainConfig())
+
+
+def edge() -> RunConfig:
+    """MiniLM-L6 text, EfficientNet-Lite0 image (ImageNet weights), mobile CNN audio over the log-mel."""
+    model = ModelConfig(
+        preset="edge",
+        embed_dim=128,
+        text=TextConfig(encoder="minilm", max_length=16),
+        image=ImageConfig(encoder="efficientnet_lite0", size=96, channels=3, mean=[0.498, 0.498, 0.498],
+                          std=[0.502, 0.502, 0.502]),
+        audio=AudioConfig(encoder="mobile_cnn", sample_rate=16000, n_fft=400, hop=160, n_mels=64),
+    )
+    return RunConfig(name="edge", model=model,
+                     train=TrainConfig(mode="frozen", epochs=40, lr=2e-3, encoder_lr_mult=0.05))
+
+
+PRESETS: dict[str, Callable[[], RunConfig]] = {"tiny": tiny, "edge": edge}
+
+
+def preset_config(name: str) -> RunConfig:
+    """The RunConfig of a named preset."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}' (choose from: {', '.join(PRESETS)})")
+    return PRESETS[name]()

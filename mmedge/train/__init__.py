@@ -1,0 +1,1 @@
+"""Fine-tuning loop, modes, checkpoints (imports torch)."""

@@ -1,0 +1,101 @@
+"""`mmedge train`: data → tokenizer → preprocessing → model → fit → metrics → run directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmedge.config import ModelConfig, RunConfig
+from mmedge.data.manifest import resolve_dataset
+from mmedge.data.preprocess import Preprocessor
+from mmedge.data.sample import Dataset
+from mmedge.data.tokenizer import train_wordpiece
+from mmedge.errors import InputError
+from mmedge.models.classifier import MultimodalClassifier
+from mmedge.train.checkpoint import save_run
+from mmedge.train.loop import History, ProgressFn, evaluate, fit
+from mmedge.train.modes import build_plans
+from mmedge.train.tensors import tensorize
+
+log = logging.getLogger(__name__)
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass
+class TrainResult:
+    """Where the run was written and what it measured."""
+
+    out_dir: Path
+    metrics: dict[str, Any]
+    history: History
+    seconds: float
+
+
+def preprocessing_spec(model: ModelConfig) -> dict[str, dict[str, Any]]:
+    """The per-modality preprocessing spec stored in the run and the bundle."""
+    spec: dict[str, dict[str, Any]] = {}
+    if "text" in model.modalities:
+        spec["text"] = {"tokenizer": TOKENIZER_FILE, "max_length": model.text.max_length}
+    if "image" in model.modalities:
+        im = model.image
+        spec["image"] = {"size": im.size, "channels": im.channels, "mean": im.mean, "std": im.std,
+                         "resize": im.resize}
+    if "audio" in model.modalities:
+        spec["audio"] = {"sample_rate": model.audio.sample_rate, "clip_seconds": model.audio.clip_seconds}
+    return spec
+
+
+def prepare_tokenizer(cfg: RunConfig, train: Dataset, out_dir: Path) -> int:
+    """Write tokenizer.json into the run (trained on the data, or the pretrained one); return vocab size."""
+    if "text" not in cfg.model.modalities:
+        return 0
+    if cfg.model.text.encoder != "bag":
+        from mmedge.models.pretrained import copy_pretrained_tokenizer
+
+        return copy_pretrained_tokenizer(cfg.model.text.encoder, out_dir / TOKENIZER_FILE)
+    texts = [s.text for s in train.samples if s.text]
+    if not texts:
+        raise InputError("the training data has no text, but 'text' is among model.modalities")
+    train_wordpiece(texts, cfg.model.text.vocab_size, out_dir / TOKENIZER_FILE)
+    from mmedge.data.tokenizer import TextTokenizer
+
+    return TextTokenizer(out_dir / TOKENIZER_FILE, cfg.model.text.max_length).vocab_size
+
+
+def load_splits(cfg: RunConfig) -> dict[str, Dataset]:
+    """train/val/test datasets of the configured data source."""
+    return {split: resolve_dataset(cfg.data, split) for split in ("train", "val", "test")}
+
+
+def train_run(cfg: RunConfig, out_dir: str | Path, progress: ProgressFn | None = None) -> TrainResult:
+    """Train the configured model and write the run directory."""
+    cfg.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    splits = load_splits(cfg)
+    labels = splits["train"].labels
+    vocab = prepare_tokenizer(cfg, splits["train"], out)
+    spec = preprocessing_spec(cfg.model)
+    pre = Preprocessor(cfg.model.modalities, spec, root=out)
+    tensors = {name: tensorize(ds, pre) for name, ds in splits.items()}
+    model = MultimodalClassifier(cfg.model, len(labels), vocab)
+    history = History()
+    for plan in build_plans(model, cfg.train):
+        history = fit(model, tensors["train"], tensors["val"], cfg.train, plan, len(labels), progress)
+    test = evaluate(model, tensors["test"], len(labels))
+    seconds = time.perf_counter() - started
+    metrics = {"test": test, "best_epoch": history.best_epoch, "val_accuracy": history.best_val_accuracy,
+               "train_seconds": round(seconds, 2), "history": history.epochs,
+               "requires_all_modalities": model.head.requires_all}
+    save_run(out, cfg, model, labels, spec, vocab, metrics)
+    log.info("trained %s in %.1fs: test accuracy %.4f", cfg.name, seconds, test["all"]["accuracy"])
+    return TrainResult(out, metrics, history, seconds)
