@@ -86,6 +86,7 @@ class RunConfig:
 
     data: str = "digits"
     name: str = "run"
+    limit: int | None = None  # cap on samples per split (quick runs and tests)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

@@ -75,7 +75,7 @@ def evaluate_pipeline(pipe: Pipeline, dataset: Dataset, backend: str, precision:
                       confusion_matrix(pred, labels, n).tolist(), logits)
 
 
-def evaluate_bundle(bundle: str | Path, data: str, split: str = "test", backend: str = "onnxruntime",
+def evaluate_bundle(bundle: str | Path, data: str, split: str | None = None, backend: str = "onnxruntime",
                     precision: Precision = "fp32", threads: int | None = None, seed: int = 0) -> EvalResult:
     """Evaluate a bundle on `data` ('digits' or a manifest path)."""
     dataset = resolve_dataset(data, split, seed)

@@ -77,7 +77,7 @@ def trt_provider_options(precision: str, cache_dir: Path, device_id: int = 0) ->
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": str(cache_dir),
         "trt_timing_cache_enable": True,
-        "trt_fp16_enable": precision in ("fp16", "int8"),
+        "trt_fp16_enable": precision == "fp16" or precision.startswith("int8"),
         "trt_int8_enable": precision.startswith("int8"),
     }
 
@@ -167,9 +167,13 @@ def _make(
     comp = bundle.components.get(component)
     if comp is None:
         raise BackendError(f"bundle {bundle.root} has no component '{component}'")
+    require_provider(provider)  # before touching the bundle folder
     device_id = int(options.get("device_id", 0))
     extra = dict(options.get("provider_options") or {})
     if provider == TRT_EP:
+        from mmedge.backends.tensorrt.cache import engine_precision
+
+        precision = engine_precision(precision)  # int8 on TensorRT = the TensorRT-flavoured QDQ ONNX
         cache = bundle.path("engines/ort_trt_cache")
         cache.mkdir(parents=True, exist_ok=True)
         extra = {**trt_provider_options(precision, cache, device_id), **extra}

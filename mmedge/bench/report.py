@@ -8,11 +8,13 @@ Schema (BENCH_SCHEMA_VERSION = 1)::
                   "stats": LatencyStats, "stages": {stage: LatencyStats}, "samples_ms": [float],
                   "ratio_to_reference": float | null, "accuracy": float | null,
                   "accuracy_metric": str, "cost": Cost | null, "power": {...} | null,
-                  "warnings": [str]}]}
+                  "warnings": [str], "error": str | null}]}
 
 `ratio_to_reference` is this result's p50 latency divided by the reference result's p50
 (1.0 = the reference, 0.5 = twice as fast). Raw end-to-end samples are kept so plots and
-re-analysis never need a rerun.
+re-analysis never need a rerun. A configuration that could not run (e.g. torch.compile failing)
+is kept as a result whose `error` says why: its stats are all zero (`failed_stats`) and it has no
+samples, ratio or accuracy.
 """
 
 from __future__ import annotations
@@ -108,6 +110,12 @@ class BenchResult:
     cost: Cost | None = None
     power: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when this configuration could not be measured (see `error`)."""
+        return self.error is not None
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON dict (raw samples rounded to the nanosecond)."""
@@ -122,6 +130,7 @@ class BenchResult:
             "cost": self.cost.to_json() if self.cost is not None else None,
             "power": self.power,
             "warnings": list(self.warnings),
+            "error": self.error,
         }
 
     @classmethod
@@ -138,6 +147,7 @@ class BenchResult:
             cost=Cost.from_json(data["cost"]) if data.get("cost") else None,
             power=data.get("power"),
             warnings=[str(w) for w in data.get("warnings", [])],
+            error=None if data.get("error") is None else str(data["error"]),
         )
 
 
@@ -165,7 +175,9 @@ class BenchReport:
             raise InputError(f"reference {self.reference!r} is not among the results {keys}")
         for result in self.results:
             result.ratio_to_reference = (
-                result.stats.p50_ms / ref.stats.p50_ms if ref.stats.p50_ms > 0 else None
+                result.stats.p50_ms / ref.stats.p50_ms
+                if ref.stats.p50_ms > 0 and not ref.failed and not result.failed
+                else None
             )
 
     def to_json(self) -> dict[str, Any]:
@@ -235,8 +247,15 @@ def _fmt(value: float | None, spec: str = ".3f", suffix: str = "") -> str:
     return "–" if value is None else f"{value:{spec}}{suffix}"
 
 
+def failed_stats(batch: int = 1) -> LatencyStats:
+    """All-zero stats for a result that could not be measured (its `error` says why)."""
+    return LatencyStats(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, batch)
+
+
 def _row(result: BenchResult) -> list[str]:
     """One table row for a result, aligned with TABLE_COLUMNS."""
+    if result.failed:
+        return [result.config.key, "failed", *["–"] * (len(TABLE_COLUMNS) - 2)]
     s = result.stats
     return [
         result.config.key,
@@ -298,7 +317,8 @@ def to_markdown(report: BenchReport) -> str:
         for result in report.results:
             cells = [_fmt(result.stages[s].p50_ms) if s in result.stages else "–" for s in stages]
             lines.append(f"| {_md_escape(result.config.key)} | " + " | ".join(cells) + " |")
-    warnings = [(r.config.key, w) for r in report.results for w in r.warnings]
+    warnings = [(r.config.key, f"failed: {r.error}") for r in report.results if r.failed]
+    warnings += [(r.config.key, w) for r in report.results for w in r.warnings]
     if warnings:
         lines += ["", "## Warnings", ""] + [f"- `{k}`: {_md_escape(w)}" for k, w in warnings]
     lines += ["", "## Environment", "", "| | |", "|---|---|"]
@@ -314,7 +334,7 @@ def render_table(report: BenchReport) -> Table:
     for i, column in enumerate(TABLE_COLUMNS):
         table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for result in report.results:
-        style = "yellow" if result.warnings else None
+        style = "red" if result.failed else "yellow" if result.warnings else None
         table.add_row(*_row(result), style=style)
     return table
 

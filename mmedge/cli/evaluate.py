@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.table import Table
 
 from mmedge.cli.common import console, handle_errors, print_json
-from mmedge.cli.train import split_list, subset_table
+from mmedge.cli.train import subset_table
 
 
 def register(app: typer.Typer) -> None:
@@ -19,18 +21,65 @@ def register(app: typer.Typer) -> None:
 def evaluate(
     bundle: Path = typer.Argument(..., help="Bundle directory."),
     data: str = typer.Option("digits", help="'digits' or a labelled JSONL/CSV manifest."),
-    split: str = typer.Option("test", help="Split of the built-in dataset (or manifest 'split' column)."),
+    split: str | None = typer.Option(None, help="train | val | test (default: digits' test split; every row "
+                                                "of a manifest)."),
     backend: str = typer.Option("onnxruntime"),
-    precision: str = typer.Option("fp32", help="One or a comma list, e.g. fp32,fp16,int8."),
+    precision: str = typer.Option("fp32", help="One or a comma list, e.g. fp32,fp16,int8; per component: "
+                                  "image=int8,text=int8,audio=fp16,fusion_head=fp32; 'auto' = the map chosen "
+                                  "by quantize --auto; ';' separates entries."),
     threads: int | None = typer.Option(None, min=1),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Evaluate a bundle on a dataset."""
+    """Evaluate a bundle on a dataset; with several precisions, also compare them with fp32."""
     from mmedge.evaluate import evaluate_bundle
+    from mmedge.precision_report import parse_precisions, precision_report
 
-    results = [evaluate_bundle(bundle, data, split, backend, p, threads) for p in split_list(precision) or ["fp32"]]
+    precisions = resolve_auto(bundle, parse_precisions(precision))
+    results = [evaluate_bundle(bundle, data, split, backend, p, threads) for p in precisions]
+    report = None
+    if backend == "onnxruntime" and (len(precisions) > 1 or precisions[0] != "fp32"):
+        report = precision_report(bundle, data, split, precisions, threads)
     if as_json:
-        print_json([r.to_json() for r in results])
+        rows = [r.to_json() for r in results]
+        for row, rep in zip(rows, report or [], strict=False):
+            row["precision_report"] = rep.to_json()
+        print_json(rows)
         return
+    where = f"{data}:{split or 'default'}"
     for r in results:
-        console.print(subset_table(r.subsets, f"{bundle} — {backend} {r.precision} — {data}:{split}"))
+        console.print(subset_table(r.subsets, f"{bundle} — {backend} {label(r.precision)} — {where}"))
+    if report:
+        console.print(report_table(report, f"accuracy vs precision — {bundle} — {where}"))
+
+
+def resolve_auto(bundle: Path, precisions: list[Any]) -> list[Any]:
+    """Replace 'auto' by the per-component map stored by `mmedge quantize --auto`."""
+    if "auto" not in precisions:
+        return precisions
+    from mmedge.bundle import Bundle
+    from mmedge.precision_report import resolve
+
+    loaded = Bundle.load(bundle, verify=False)
+    return [resolve(loaded, "auto") if p == "auto" else p for p in precisions]
+
+
+def label(precision: Any) -> str:
+    """'int8' or 'text=int8,…'."""
+    from mmedge.precision_report import precision_label
+
+    return precision_label(precision)
+
+
+def report_table(rows: list[Any], title: str) -> Table:
+    """Accuracy, macro-F1, agreement with fp32, per-component max/mean |Δ| vs fp32, size on disk."""
+    table = Table(title=title)
+    components = list(rows[0].components) if rows else []
+    diff_cols = [f"{c} max/mean |Δ|" for c in components]
+    for col in ("precision", "accuracy", "macro-F1", "agree fp32", *diff_cols, "size"):
+        table.add_column(col, justify="left" if col == "precision" else "right")
+    for r in rows:
+        diffs = [f"{r.components[c]['max_abs_diff']:.2g} / {r.components[c]['mean_abs_diff']:.2g}"
+                 if c in r.components else "—" for c in components]
+        table.add_row(r.label, f"{r.accuracy:.4f}", f"{r.macro_f1:.4f}", f"{100 * r.agreement:.2f}%", *diffs,
+                      f"{r.bytes / 1024:.0f} KiB")
+    return table

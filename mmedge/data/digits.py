@@ -60,6 +60,7 @@ class DigitsDegradation:
 
 # ---------------------------------------------------------------- text hints
 
+
 @dataclass(frozen=True)
 class _Fact:
     digits: frozenset[int]
@@ -138,6 +139,8 @@ def _audio_asset() -> dict[str, np.ndarray]:
     if int(data["sample_rate"]) != SAMPLE_RATE:
         raise MmedgeError(f"{ASSET}: sample_rate {int(data['sample_rate'])}, expected {SAMPLE_RATE}")
     data["wave"] = mulaw_decode(data.pop("audio"))
+    for array in data.values():
+        array.flags.writeable = False  # shared by every caller through the cache
     log.debug("loaded %d spoken-digit clips from %s", len(data["label"]), ASSET)
     return data
 
@@ -154,7 +157,9 @@ def _scans(image_size: int) -> tuple[np.ndarray, np.ndarray]:
         resample = Image.Resampling.BILINEAR
         images = np.stack([np.asarray(Image.fromarray(im).resize((image_size, image_size), resample))
                            for im in images])  # fmt: skip
-    return images, np.asarray(bunch.target, dtype=np.int64)
+    targets = np.asarray(bunch.target, dtype=np.int64)
+    images.flags.writeable = targets.flags.writeable = False  # shared through the cache
+    return images, targets
 
 
 def _split_scans(labels: np.ndarray, split: str) -> np.ndarray:
@@ -281,6 +286,8 @@ def load_digits(
     _check_split(split)
     if limit is not None and limit < 0:
         raise InputError(f"limit must be >= 0 or None, got {limit}")
+    if seed < 0:
+        raise InputError(f"seed must be >= 0, got {seed}")
     if not 0.0 <= text_absent_rate <= 1.0:
         raise InputError(f"text_absent_rate must be in [0, 1], got {text_absent_rate}")
     deg = degrade or DigitsDegradation()

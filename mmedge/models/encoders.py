@@ -71,15 +71,56 @@ def conv_block(cin: int, cout: int, stride: int) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """Three conv blocks, global average pooling, linear projection to D."""
 
-    def __init__(self, cin: int, embed_dim: int, widths: tuple[int, int, int] = (16, 32, 64)) -> None:
+    def __init__(self, cin: int, embed_dim: int, widths: tuple[int, int, int] = (16, 32, 64),
+                 first_stride: int = 1, dropout: float = 0.2) -> None:
         super().__init__()
-        self.features = nn.Sequential(conv_block(cin, widths[0], 1), conv_block(widths[0], widths[1], 2),
+        self.features = nn.Sequential(conv_block(cin, widths[0], first_stride), conv_block(widths[0], widths[1], 2),
                                       conv_block(widths[1], widths[2], 2))
-        self.proj = nn.Linear(widths[2], embed_dim)
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(widths[2], embed_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] → [B, D]."""
         return self.proj(self.features(x).mean(dim=(2, 3)))
+
+
+class ImageAugment(nn.Module):
+    """Training-only random affine jitter + pixel noise (identity in eval mode, so absent from ONNX)."""
+
+    def __init__(self, shift: float = 0.12, rotate: float = 0.2, scale: float = 0.1, noise: float = 0.1) -> None:
+        super().__init__()
+        self.shift, self.rotate, self.scale, self.noise = shift, rotate, scale, noise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Jitter a batch [B, C, H, W] per sample."""
+        if not self.training:
+            return x
+        n = x.shape[0]
+        angle = (torch.rand(n) * 2 - 1) * self.rotate
+        zoom = 1 + (torch.rand(n) * 2 - 1) * self.scale
+        cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
+        shift = (torch.rand(n, 2) * 2 - 1) * self.shift * 2
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        out = nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
+        return out + torch.randn_like(out) * self.noise
+
+
+class AudioAugment(nn.Module):
+    """Training-only random gain, time shift and noise on the waveform (identity in eval mode)."""
+
+    def __init__(self, max_shift: float = 0.1, gain_db: float = 6.0, noise: float = 0.01) -> None:
+        super().__init__()
+        self.max_shift, self.gain_db, self.noise = max_shift, gain_db, noise
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Jitter a batch [B, S] per sample."""
+        if not self.training:
+            return wave
+        n, length = wave.shape
+        gain = 10 ** ((torch.rand(n, 1) * 2 - 1) * self.gain_db / 20)
+        shifts = ((torch.rand(n) * 2 - 1) * self.max_shift * length).long()
+        idx = (torch.arange(length).unsqueeze(0) - shifts.unsqueeze(1)) % length
+        return torch.gather(wave, 1, idx) * gain + torch.randn_like(wave) * self.noise
 
 
 class ImageCNNEncoder(Encoder):
@@ -90,6 +131,7 @@ class ImageCNNEncoder(Encoder):
     def __init__(self, channels: int, size: int, embed_dim: int) -> None:
         super().__init__()
         self.embed_dim, self.channels, self.size = embed_dim, channels, size
+        self.augment = ImageAugment()
         self.cnn = SmallCNN(channels, embed_dim)
 
     def input_specs(self) -> list[TensorSpec]:
@@ -103,7 +145,7 @@ class ImageCNNEncoder(Encoder):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] → [B, D]."""
-        return self.cnn(pixel_values)
+        return self.cnn(self.augment(pixel_values))
 
 
 class AudioCNNEncoder(Encoder):
@@ -116,9 +158,10 @@ class AudioCNNEncoder(Encoder):
         super().__init__()
         self.embed_dim = embed_dim
         self.samples = round(sample_rate * clip_seconds)
+        self.augment = AudioAugment()
         self.frontend = LogMel(sample_rate, n_fft, hop, n_mels)
         self.norm = nn.BatchNorm2d(1)
-        self.cnn = SmallCNN(1, embed_dim)
+        self.cnn = SmallCNN(1, embed_dim, first_stride=2)
 
     def input_specs(self) -> list[TensorSpec]:
         """waveform float32 [batch, samples]."""
@@ -130,7 +173,7 @@ class AudioCNNEncoder(Encoder):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """[B, S] → [B, D]."""
-        return self.cnn(self.norm(self.frontend(waveform)))
+        return self.cnn(self.norm(self.frontend(self.augment(waveform))))
 
 
 EncoderBuilder = Callable[[ModelConfig, int], Encoder]

@@ -69,7 +69,7 @@ def prepare_tokenizer(cfg: RunConfig, train: Dataset, out_dir: Path) -> int:
 
 def load_splits(cfg: RunConfig) -> dict[str, Dataset]:
     """train/val/test datasets of the configured data source."""
-    return {split: resolve_dataset(cfg.data, split) for split in ("train", "val", "test")}
+    return {split: resolve_dataset(cfg.data, split, limit=cfg.limit) for split in ("train", "val", "test")}
 
 
 def train_run(cfg: RunConfig, out_dir: str | Path, progress: ProgressFn | None = None) -> TrainResult:

@@ -76,7 +76,9 @@ def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: list[
     from onnx import helper
 
     graph = helper.make_graph(nodes, name, inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="mmedge-tests")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="mmedge-tests"
+    )
     model.ir_version = 8
     return model
 
@@ -120,7 +122,8 @@ def text_model(precision: str, rng: np.random.Generator) -> Any:
         _init("one", np.array(1, dtype=np_dt)),
     ]
     inputs = [
-        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in ("input_ids", "attention_mask")
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
+        for n in ("input_ids", "attention_mask")
     ]
     outputs = [helper.make_tensor_value_info("text_embedding", TensorProto.FLOAT, ["batch", D])]
     return _model(nodes, inputs, outputs, inits, "text")
@@ -131,7 +134,8 @@ def dense_model(precision: str, rng: np.random.Generator, kind: str) -> Any:
     from onnx import TensorProto, helper
 
     dt, np_dt = _graph_parts(precision)
-    name, shape = ("pixel_values", ["batch", *IMAGE]) if kind == "image" else ("waveform", ["batch", SAMPLES])
+    shape: list[str | int] = ["batch", *IMAGE] if kind == "image" else ["batch", SAMPLES]
+    name = "pixel_values" if kind == "image" else "waveform"
     width = int(np.prod(IMAGE)) if kind == "image" else SAMPLES
     nodes = [
         *_float_in(name, dt, "x"),
@@ -182,7 +186,9 @@ def _specs() -> dict[str, tuple[list[Any], list[Any]]]:
 
     b = {"batch": BATCH}
     emb = {m: TensorSpec(f"{m}_embedding", "float32", ("batch", D), b) for m in ("text", "image", "audio")}
-    text_in = [TensorSpec(n, "int64", ("batch", "seq"), {**b, "seq": SEQ}) for n in ("input_ids", "attention_mask")]
+    text_in = [
+        TensorSpec(n, "int64", ("batch", "seq"), {**b, "seq": SEQ}) for n in ("input_ids", "attention_mask")
+    ]
     return {
         "text": (text_in, [emb["text"]]),
         "image": ([TensorSpec("pixel_values", "float32", ("batch", *IMAGE), b)], [emb["image"]]),
@@ -237,23 +243,32 @@ def make_feeds(batch: int = 2, seq: int = 8, seed: int = 1) -> dict[str, dict[st
     mask = np.ones((batch, seq), dtype=np.int64)
     mask[0, seq // 2 :] = 0
     return {
-        "text": {"input_ids": rng.integers(0, VOCAB, size=(batch, seq)).astype(np.int64), "attention_mask": mask},
+        "text": {
+            "input_ids": rng.integers(0, VOCAB, size=(batch, seq)).astype(np.int64),
+            "attention_mask": mask,
+        },
         "image": {"pixel_values": rng.normal(size=(batch, *IMAGE)).astype(np.float32)},
         "audio": {"waveform": rng.normal(size=(batch, SAMPLES)).astype(np.float32)},
         "fusion_head": {"present": np.ones((batch, 3), dtype=np.float32)},
     }
 
 
-def ort_cpu(bundle_root: Path, component: str, precision: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def ort_cpu(
+    bundle_root: Path, component: str, precision: str, feed: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Reference outputs from ONNX Runtime on the CPU."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(bundle_root / f"{component}.{precision}.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(bundle_root / f"{component}.{precision}.onnx"), providers=["CPUExecutionProvider"]
+    )
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feed), strict=True))
 
 
-def ort_cpu_pipeline(bundle_root: Path, precision: str, feeds: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
+def ort_cpu_pipeline(
+    bundle_root: Path, precision: str, feeds: dict[str, dict[str, np.ndarray]]
+) -> np.ndarray:
     """Logits of the whole tiny pipeline on ONNX Runtime CPU (all modalities present)."""
     head_feed = dict(feeds["fusion_head"])
     for modality in ("text", "image", "audio"):

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
-try:
-    from tests.backends import gpu_utils
-except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
-    import gpu_utils  # type: ignore[no-redef]
+if TYPE_CHECKING:
+    import gpu_utils
+else:
+    try:
+        from tests.backends import gpu_utils
+    except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
+        import gpu_utils
 
 from mmedge.backends.tensorrt import cuda as cuda_mod
 from mmedge.backends.tensorrt.cuda import CudaApi, get_cuda_api, probe_cuda, reset_cuda_api, version_string
@@ -35,7 +39,7 @@ def _fresh_choice(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_unknown_api_is_a_clear_error() -> None:
-    with pytest.raises(BackendError, match="unknown CUDA API 'cupy'.*cuda-python, pycuda"):
+    with pytest.raises(BackendError, match=r"unknown CUDA API 'cupy'.*cuda-python, pycuda"):
         get_cuda_api("cupy")
 
 
@@ -68,7 +72,7 @@ def test_every_cuda_python_call_checks_its_error_code() -> None:
     api = CudaPythonApi()
     assert isinstance(api, CudaApi)
     for call in (lambda: api.malloc(16), api.stream_create, api.event_create, lambda: api.device_info(0)):
-        with pytest.raises(BackendError, match="CUDA call cuda\\w+ failed: cudaError"):
+        with pytest.raises(BackendError, match=r"CUDA call cuda\w+ failed: cudaError"):
             call()
 
 
@@ -128,7 +132,9 @@ class FakeCuda:
 class FakeRunner:
     """Adds a constant to every input element; outputs live in FakeCuda memory."""
 
-    def __init__(self, name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], cuda: FakeCuda) -> None:
+    def __init__(
+        self, name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], cuda: FakeCuda
+    ) -> None:
         self.name, self.inputs, self.outputs, self.cuda = name, inputs, outputs, cuda
         self.last_timings: StageTimes | None = None
         self.stream = cuda._handle()
@@ -146,7 +152,9 @@ class FakeRunner:
             value = feed[spec.name]
             if isinstance(value, DeviceTensor):
                 value = self.cuda.memory[value.ptr].view(value.dtype).reshape(value.shape)
-            values.append(np.asarray(value, dtype=np.float32).reshape(len(value), -1).sum(axis=1, keepdims=True))
+            values.append(
+                np.asarray(value, dtype=np.float32).reshape(len(value), -1).sum(axis=1, keepdims=True)
+            )
         total = np.sum(values, axis=0).astype(np.float32)
         self.cuda.event_record(self.start_event, self.stream)
         for spec in self.outputs:
@@ -192,10 +200,12 @@ def test_concurrent_equals_sequential_and_head_waits_on_each_encoder() -> None:
     concurrent = run_concurrent(runners, _feeds(), fetch_embeddings=True)  # type: ignore[arg-type]
     waits = list(cuda.waits)
     sequential = run_sequential(runners, _feeds(), fetch_embeddings=True)  # type: ignore[arg-type]
-    np.testing.assert_array_equal(concurrent.outputs["fusion_head"]["logits"],
-                                  sequential.outputs["fusion_head"]["logits"])
-    assert sorted(waits) == sorted((runners["fusion_head"].stream, runners[m].compute_done_event)
-                                   for m in ("text", "image"))
+    np.testing.assert_array_equal(
+        concurrent.outputs["fusion_head"]["logits"], sequential.outputs["fusion_head"]["logits"]
+    )
+    assert sorted(waits) == sorted(
+        (runners["fusion_head"].stream, runners[m].compute_done_event) for m in ("text", "image")
+    )
     assert concurrent.encoders == ["text", "image"]
     assert set(concurrent.stages) == {"text", "image", "fusion_head"}
     assert concurrent.gpu_span_ms > 0 and concurrent.to_json()["mode"] == "concurrent"

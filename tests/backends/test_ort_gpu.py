@@ -4,15 +4,19 @@ real comparison with ONNX Runtime CPU where the provider and a GPU exist."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-try:
-    from tests.backends import gpu_utils
-except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
-    import gpu_utils  # type: ignore[no-redef]
+if TYPE_CHECKING:
+    import gpu_utils
+else:
+    try:
+        from tests.backends import gpu_utils
+    except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
+        import gpu_utils
 
 from mmedge.backends.ort_gpu import (
     CUDA_EP,
@@ -58,8 +62,10 @@ def test_unknown_option_is_rejected(bundle: Bundle, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize(("provider", "precision", "atol"), [(CUDA_EP, "fp32", 1e-3), (CUDA_EP, "fp16", 2e-2),
-                                                             (TRT_EP, "fp32", 1e-3), (TRT_EP, "fp16", 2e-2)])
+@pytest.mark.parametrize(
+    ("provider", "precision", "atol"),
+    [(CUDA_EP, "fp32", 1e-3), (CUDA_EP, "fp16", 2e-2), (TRT_EP, "fp32", 1e-3), (TRT_EP, "fp16", 2e-2)],
+)
 def test_gpu_provider_matches_cpu(provider: str, precision: str, atol: float, bundle: Bundle) -> None:
     reason = gpu_utils.ort_provider_skip_reason(provider)
     if reason:

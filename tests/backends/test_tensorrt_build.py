@@ -8,15 +8,19 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
-try:
-    from tests.backends import gpu_utils
-except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
-    import gpu_utils  # type: ignore[no-redef]
+if TYPE_CHECKING:
+    import gpu_utils
+else:
+    try:
+        from tests.backends import gpu_utils
+    except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
+        import gpu_utils
 
 from mmedge.backends.tensorrt.build import BuildOptions, build_bundle
 from mmedge.backends.tensorrt.cache import (
@@ -31,10 +35,13 @@ from mmedge.bundle import Bundle
 from mmedge.errors import BundleError, InputError, MissingDependencyError
 from mmedge.specs import TensorSpec
 
-ENV = TrtEnvironment(tensorrt="10.8.0.43", gpu="NVIDIA H200", compute_capability="9.0", cuda_runtime="12.8",
-                     cuda_driver="12.8")
-TEXT = [TensorSpec(n, "int64", ("batch", "seq"), {"batch": (1, 2, 4), "seq": (1, 8, 16)})
-        for n in ("input_ids", "attention_mask")]
+ENV = TrtEnvironment(
+    tensorrt="10.8.0.43", gpu="NVIDIA H200", compute_capability="9.0", cuda_runtime="12.8", cuda_driver="12.8"
+)
+TEXT = [
+    TensorSpec(n, "int64", ("batch", "seq"), {"batch": (1, 2, 4), "seq": (1, 8, 16)})
+    for n in ("input_ids", "attention_mask")
+]
 needs_no_trt = pytest.mark.skipif(tensorrt_available(), reason="TensorRT is installed here")
 
 
@@ -113,24 +120,38 @@ def _plant_cached_engine(bundle_dir: Path, component: str, precision: str) -> En
     bundle = Bundle.load(bundle_dir)
     comp = bundle.components[component]
     profiles = component_profiles(comp.inputs, ShapeOverrides())
-    fields = engine_key_fields(ENV, component=component, precision=precision,
-                               onnx_sha256=comp.artifacts[precision].sha256, profiles=profiles,
-                               flags=BuildOptions(precision=precision).flags())
+    fields = engine_key_fields(
+        ENV,
+        component=component,
+        precision=precision,
+        onnx_sha256=comp.artifacts[precision].sha256,
+        profiles=profiles,
+        flags=BuildOptions(precision=precision).flags(),
+    )
     key = engine_key(fields)
     payload = f"fake plan {component}".encode()
     stem = engine_stem(component, precision, key)
     (bundle_dir / "engines").mkdir(exist_ok=True)
     (bundle_dir / f"engines/{stem}.plan").write_bytes(payload)
-    sidecar = EngineSidecar(key=key, fields=fields, plan=f"engines/{stem}.plan",
-                            plan_sha256=hashlib.sha256(payload).hexdigest(), plan_bytes=len(payload),
-                            built_at="2025-01-01T00:00:00+00:00", build_seconds=2.0, builder_log=f"engines/{stem}.log")
+    sidecar = EngineSidecar(
+        key=key,
+        fields=fields,
+        plan=f"engines/{stem}.plan",
+        plan_sha256=hashlib.sha256(payload).hexdigest(),
+        plan_bytes=len(payload),
+        built_at="2025-01-01T00:00:00+00:00",
+        build_seconds=2.0,
+        builder_log=f"engines/{stem}.log",
+    )
     sidecar.write(bundle_dir / f"engines/{stem}.json")
     return sidecar
 
 
 def test_second_build_reuses_the_cache_and_records_engines(bundle_dir: Path) -> None:
     planted = {c: _plant_cached_engine(bundle_dir, c, "fp16") for c in ("text", "fusion_head")}
-    report = build_bundle(bundle_dir, BuildOptions(precision="fp16", components=("text", "fusion_head")), env=ENV)
+    report = build_bundle(
+        bundle_dir, BuildOptions(precision="fp16", components=("text", "fusion_head")), env=ENV
+    )
     assert [r.cached for r in report.results] == [True, True]
     assert {r.key for r in report.results} == {s.key for s in planted.values()}
     engines = json.loads((bundle_dir / "bundle.json").read_text())["engines"]
@@ -207,3 +228,18 @@ def test_importing_the_backend_loads_no_gpu_library() -> None:
 def test_env_dataclass_round_trip() -> None:
     assert TrtEnvironment.from_json(ENV.to_json()) == ENV
     assert dataclasses.replace(ENV, l4t="R36.4.3").to_json()["l4t"] == "R36.4.3"
+
+
+def test_int8_builds_from_the_tensorrt_flavoured_qdq(bundle_dir: Path) -> None:
+    bundle = Bundle.load(bundle_dir)
+    source = bundle.components["image"].artifacts["fp32"].file
+    bundle.add_artifact("image", "int8", source)  # only the CPU flavour present
+    bundle.save()
+    with pytest.raises(BundleError, match="--precision int8 --target tensorrt"):
+        build_bundle(bundle_dir, BuildOptions(precision="int8", components=("image",)), env=ENV)
+    bundle.add_artifact("image", "int8-trt", source)
+    bundle.save()
+    _plant_cached_engine(bundle_dir, "image", "int8-trt")
+    report = build_bundle(bundle_dir, BuildOptions(precision="int8", components=("image",)), env=ENV)
+    assert report.precision == "int8-trt" and report.results[0].cached
+    assert "int8-trt" in Bundle.load(bundle_dir).engines["image"]

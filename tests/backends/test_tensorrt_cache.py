@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,12 @@ from mmedge.backends.tensorrt.env import TrtEnvironment, read_l4t_release, short
 from mmedge.errors import EngineError
 
 ORIN = TrtEnvironment(
-    tensorrt="10.3.0.30", gpu="Orin", compute_capability="8.7", cuda_runtime="12.6", cuda_driver="12.6", l4t="R36.4.3"
+    tensorrt="10.3.0.30",
+    gpu="Orin",
+    compute_capability="8.7",
+    cuda_runtime="12.6",
+    cuda_driver="12.6",
+    l4t="R36.4.3",
 )
 H200 = TrtEnvironment(
     tensorrt="10.8.0.43", gpu="NVIDIA H200", compute_capability="9.0", cuda_runtime="12.8", cuda_driver="12.8"
@@ -30,8 +36,8 @@ H200 = TrtEnvironment(
 PROFILES = {"input_ids": ((1, 1), (4, 64), (8, 128)), "attention_mask": ((1, 1), (4, 64), (8, 128))}
 
 
-def fields(env: TrtEnvironment = ORIN, **changes: object) -> dict[str, object]:
-    args: dict[str, object] = {
+def fields(env: TrtEnvironment = ORIN, **changes: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
         "component": "text",
         "precision": "fp16",
         "onnx_sha256": "ab" * 32,
@@ -39,11 +45,13 @@ def fields(env: TrtEnvironment = ORIN, **changes: object) -> dict[str, object]:
         "flags": BuildFlags(),
     }
     args.update(changes)
-    return engine_key_fields(env, **args)  # type: ignore[arg-type]
+    return engine_key_fields(env, **args)
 
 
-def make_sidecar(env: TrtEnvironment = ORIN, payload: bytes = b"plan-bytes", **flag_changes: object) -> EngineSidecar:
-    key_fields = fields(env, flags=BuildFlags(**flag_changes))  # type: ignore[arg-type]
+def make_sidecar(
+    env: TrtEnvironment = ORIN, payload: bytes = b"plan-bytes", **flag_changes: Any
+) -> EngineSidecar:
+    key_fields = fields(env, flags=BuildFlags(**flag_changes))
     key = engine_key(key_fields)
     return EngineSidecar(
         key=key,
@@ -82,7 +90,7 @@ def test_key_changes_with_every_environment_field(name: str) -> None:
         {"profiles": {"input_ids": PROFILES["input_ids"]}},
     ],
 )
-def test_key_changes_with_build_inputs(change: dict[str, object]) -> None:
+def test_key_changes_with_build_inputs(change: dict[str, Any]) -> None:
     assert engine_key(fields(**change)) != engine_key(fields())
 
 
@@ -90,7 +98,7 @@ def test_key_changes_with_build_inputs(change: dict[str, object]) -> None:
 def test_key_changes_with_every_build_flag(name: str) -> None:
     base = BuildFlags()
     value = getattr(base, name)
-    new = {
+    new: Any = {
         "workspace_gib": 8.0,
         "dla_core": 0,
         "gpu_fallback": True,
@@ -102,7 +110,9 @@ def test_key_changes_with_every_build_flag(name: str) -> None:
 
 
 def test_dla_core_number_changes_key() -> None:
-    assert engine_key(fields(flags=BuildFlags(dla_core=0))) != engine_key(fields(flags=BuildFlags(dla_core=1)))
+    assert engine_key(fields(flags=BuildFlags(dla_core=0))) != engine_key(
+        fields(flags=BuildFlags(dla_core=1))
+    )
 
 
 # ---- sidecar --------------------------------------------------------------------------------
@@ -133,7 +143,9 @@ def test_mismatch_message_names_both_machines_and_the_rebuild_command() -> None:
     with pytest.raises(EngineError) as info:
         check_compatible(make_sidecar(ORIN), H200, "export/gpu")
     message = str(info.value)
-    assert "was built for TensorRT 10.3 on Orin (sm_87); this is TensorRT 10.8 on NVIDIA H200 (sm_90)" in message
+    assert (
+        "was built for TensorRT 10.3 on Orin (sm_87); this is TensorRT 10.8 on NVIDIA H200 (sm_90)" in message
+    )
     assert message.endswith("rebuild with: mmedge build export/gpu --precision fp16 --components text")
     assert "\n" not in message
 
@@ -187,7 +199,9 @@ def test_short_version_shows_the_parts_that_differ() -> None:
 
 def test_read_l4t_release(tmp_path: Path) -> None:
     release = tmp_path / "nv_tegra_release"
-    release.write_text("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: x\n")
+    release.write_text(
+        "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: x\n"
+    )
     assert read_l4t_release(release) == "R36.4.3"
     assert read_l4t_release(tmp_path / "absent") is None
 
@@ -231,5 +245,5 @@ def test_select_engine_picks_the_compatible_one(tmp_path: Path) -> None:
     assert select_engine(bundle, "text", "fp16", H200).environment == H200  # type: ignore[arg-type]
     assert select_engine(bundle, "text", "fp16", ORIN).environment == ORIN  # type: ignore[arg-type]
     other = dataclasses.replace(H200, tensorrt="10.9.0.1")
-    with pytest.raises(EngineError, match="this is TensorRT 10.9 on NVIDIA H200"):
+    with pytest.raises(EngineError, match=r"this is TensorRT 10\.9 on NVIDIA H200"):
         select_engine(bundle, "text", "fp16", other)  # type: ignore[arg-type]

@@ -7,14 +7,18 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
-try:
-    from tests.backends import gpu_utils
-except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
-    import gpu_utils  # type: ignore[no-redef]
+if TYPE_CHECKING:
+    import gpu_utils
+else:
+    try:
+        from tests.backends import gpu_utils
+    except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
+        import gpu_utils
 
 from mmedge.backends.tensorrt.build import BuildOptions, build_bundle
 from mmedge.backends.tensorrt.cache import EngineSidecar
@@ -84,12 +88,17 @@ def test_engine_matches_onnxruntime_cpu(built: Path, precision: str, batch: int)
 def test_cuda_graph_path_equals_plain_path(built: Path) -> None:
     bundle = Bundle.load(built)
     feed = gpu_utils.make_feeds(batch=2)["image"]
-    with make_runner(bundle, "image", "fp32") as plain, make_runner(bundle, "image", "fp32", cuda_graph=True) as graph:
+    with (
+        make_runner(bundle, "image", "fp32") as plain,
+        make_runner(bundle, "image", "fp32", cuda_graph=True) as graph,
+    ):
         want = plain.infer(feed)["image_embedding"]
         for _ in range(3):  # capture, then replays
             np.testing.assert_array_equal(graph.infer(feed)["image_embedding"], want)
         other = gpu_utils.make_feeds(batch=4, seed=7)["image"]  # new shape: recapture
-        np.testing.assert_array_equal(graph.infer(other)["image_embedding"], plain.infer(other)["image_embedding"])
+        np.testing.assert_array_equal(
+            graph.infer(other)["image_embedding"], plain.infer(other)["image_embedding"]
+        )
 
 
 def test_concurrent_equals_sequential_and_cpu(built: Path, runners: dict[str, TensorRTRunner]) -> None:
@@ -112,7 +121,10 @@ def test_missing_modality_uses_host_zeros(runners: dict[str, TensorRTRunner]) ->
 
 
 def test_shape_outside_profile_is_a_clear_error(built: Path) -> None:
-    with make_runner(Bundle.load(built), "audio", "fp32") as runner, pytest.raises(BackendError, match="profile"):
+    with (
+        make_runner(Bundle.load(built), "audio", "fp32") as runner,
+        pytest.raises(BackendError, match="profile"),
+    ):
         runner.infer(gpu_utils.make_feeds(batch=gpu_utils.BATCH[2] + 1)["audio"])
 
 

@@ -10,6 +10,7 @@ exactly what TensorRT serialized; its metadata goes to a JSON sidecar and bundle
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -22,18 +23,20 @@ from typing import TYPE_CHECKING, Any
 from mmedge.backends.tensorrt.cache import (
     ENGINE_DIR,
     HARDWARE_COMPAT,
+    TRT_INT8,
     BuildFlags,
     EngineSidecar,
     Profile,
     engine_key,
     engine_key_fields,
+    engine_precision,
     engine_stem,
     record_engine,
 )
 from mmedge.backends.tensorrt.env import TrtEnvironment, probe_environment, require_tensorrt
 from mmedge.backends.tensorrt.profiles import component_profiles, parse_shape_overrides
 from mmedge.bundle import Bundle
-from mmedge.errors import EngineError, InputError
+from mmedge.errors import BundleError, EngineError, InputError
 from mmedge.io_utils import sha256_file, write_bytes
 
 if TYPE_CHECKING:
@@ -46,7 +49,7 @@ log = logging.getLogger(__name__)
 class BuildOptions:
     """Everything `mmedge build` takes besides the bundle path."""
 
-    precision: str = "fp16"
+    precision: str = "fp16"  # "int8" builds from the TensorRT-flavoured "int8-trt" ONNX
     components: tuple[str, ...] | None = None  # None: every component that has `precision`
     shapes: tuple[str, ...] = ()  # NAME:MIN/OPT/MAX items (see profiles.py)
     workspace_gib: float = 4.0
@@ -129,6 +132,28 @@ class BuildReport:
         }
 
 
+def require_artifact(bundle: Bundle, component: str, precision: str) -> None:
+    """BundleError naming the fix when `component` has no `precision` artifact to build from."""
+    comp = bundle.components.get(component)
+    if (
+        precision == TRT_INT8
+        and comp is not None
+        and TRT_INT8 not in comp.artifacts
+        and "int8" in comp.artifacts
+    ):
+        raise BundleError(
+            f"'{component}' has only the CPU-flavoured int8 ONNX, which TensorRT cannot build (asymmetric/"
+            f"dynamic int8); create the TensorRT one with: mmedge quantize {bundle.root} --precision int8 "
+            "--target tensorrt"
+        )
+    if precision == TRT_INT8 and comp is not None and TRT_INT8 not in comp.artifacts:
+        raise BundleError(
+            f"bundle {bundle.root} has no TensorRT int8 artifact for '{component}'; create it with: "
+            f"mmedge quantize {bundle.root} --precision int8 --target tensorrt"
+        )
+    bundle.artifact(component, precision)  # BundleError naming the fix if absent
+
+
 def select_components(
     bundle: Bundle, precision: str, requested: Iterable[str] | None
 ) -> tuple[list[str], dict[str, str]]:
@@ -136,14 +161,15 @@ def select_components(
     if requested is not None:
         names = list(requested)
         for name in names:
-            bundle.artifact(name, precision)  # BundleError naming the fix if absent
+            require_artifact(bundle, name, precision)
         return names, {}
     chosen = [n for n, c in bundle.components.items() if precision in c.artifacts]
     skipped = {n: f"no {precision} artifact" for n in bundle.components if n not in chosen}
     if not chosen:
+        hint = "--precision int8 --target tensorrt" if precision == TRT_INT8 else f"--precision {precision}"
         raise InputError(
             f"bundle {bundle.root} has no {precision} artifact for any component; create them "
-            f"with: mmedge quantize {bundle.root} --precision {precision}"
+            f"with: mmedge quantize {bundle.root} {hint}"
         )
     return chosen, skipped
 
@@ -157,6 +183,7 @@ def build_bundle(
     engines be resolved without TensorRT, which tests use.
     """
     options.validate()
+    options = dataclasses.replace(options, precision=engine_precision(options.precision))
     bundle = Bundle.load(bundle_dir)
     names, skipped = select_components(bundle, options.precision, options.components)
     inputs = [spec for n in names for spec in bundle.components[n].inputs]
@@ -290,8 +317,10 @@ def _parse_onnx(parser: trt.OnnxParser, onnx_path: Path, component: str, log_pat
     problems = []
     for i in range(parser.num_errors):
         err = parser.get_error(i)
-        node = err.node_name() or f"#{err.node()}"
-        problems.append(f"node {node} ({err.node_operator()}): {err.desc()}")
+        # node_name()/node_operator() exist from TensorRT 10 (IParserError::nodeName/nodeOperator)
+        node = (err.node_name() if hasattr(err, "node_name") else "") or f"#{err.node()}"
+        op = err.node_operator() if hasattr(err, "node_operator") else "?"
+        problems.append(f"node {node} ({op}): {err.desc()}")
     raise EngineError(
         f"TensorRT's ONNX parser rejected {onnx_path.name} ('{component}'): "
         + "; ".join(problems)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 KEY_SCHEMA = 1
 ENGINE_DIR = "engines"
 HARDWARE_COMPAT = ("none", "ampere+", "same-cc")
+TRT_INT8 = "int8-trt"  # the QDQ flavour made for TensorRT (mmedge quantize --target tensorrt)
 Shape = tuple[int, ...]
 Profile = tuple[Shape, Shape, Shape]  # (min, opt, max)
 
@@ -63,6 +64,11 @@ def profiles_to_json(profiles: dict[str, Profile]) -> dict[str, dict[str, list[i
         name: {"min": list(p[0]), "opt": list(p[1]), "max": list(p[2])}
         for name, p in sorted(profiles.items())
     }
+
+
+def engine_precision(precision: str) -> str:
+    """The bundle precision TensorRT builds from: "int8" means the TensorRT-flavoured QDQ ("int8-trt")."""
+    return TRT_INT8 if precision == "int8" else precision
 
 
 def engine_key_fields(
@@ -266,6 +272,7 @@ def select_engine(bundle: Bundle, component: str, precision: str, env: TrtEnviro
     EngineError when there is none: no engine built yet, or only engines for another
     TensorRT/GPU (then the message says which, and the rebuild command).
     """
+    precision = engine_precision(precision)
     records: dict[str, Any] = bundle.engines.get(component, {}).get(precision, {})
     if not records:
         raise EngineError(

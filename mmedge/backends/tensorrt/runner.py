@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmedge.backends.tensorrt.cache import EngineSidecar, read_plan, rebuild_command, select_engine
+from mmedge.backends.tensorrt.cache import (
+    EngineSidecar,
+    check_compatible,
+    read_plan,
+    rebuild_command,
+    select_engine,
+)
 from mmedge.backends.tensorrt.cuda import CudaApi, get_cuda_api
 from mmedge.backends.tensorrt.env import TrtEnvironment, probe_environment, require_tensorrt
 from mmedge.backends.tensorrt.io_types import DeviceTensor, IOBuffer, StageTimes, dims_tuple
@@ -46,12 +52,14 @@ class TensorRTRunner:
         outputs: list[TensorSpec],
         cuda: CudaApi,
         cuda_graph: bool = False,
+        env: TrtEnvironment | None = None,
     ) -> None:
         self.inputs, self.outputs = inputs, outputs
         self.cuda, self.sidecar, self.cuda_graph = cuda, sidecar, cuda_graph
         self.name = f"tensorrt:{sidecar.component}:{sidecar.precision}"
         self.last_timings: StageTimes | None = None
         self._root = bundle_root
+        self._env = env
         self._logger: Any = None
         self._runtime: trt.Runtime | None = None
         self._engine: trt.ICudaEngine | None = None
@@ -89,6 +97,8 @@ class TensorRTRunner:
 
         from mmedge.backends.tensorrt.trt_logger import CapturingLogger
 
+        # Before deserializing: the sidecar must match this TensorRT/GPU and the plan its sha256.
+        check_compatible(self.sidecar, self._env or probe_environment(self.cuda), self._root)
         payload = read_plan(self._root, self.sidecar)
         try:
             self._logger = CapturingLogger(None)
@@ -126,9 +136,9 @@ class TensorRTRunner:
         outs = [n for n in names if n not in ins]
         self._check_names(ins, outs)
         for name in ins:
-            lo, _opt, hi = (dims_tuple(d) for d in engine.get_tensor_profile_shape(name, 0))
-            static = dims_tuple(engine.get_tensor_shape(name))
-            lo, hi = (lo, hi) if -1 in static else (static, static)
+            lo = hi = dims_tuple(engine.get_tensor_shape(name))
+            if -1 in lo:  # dynamic: the range of optimization profile 0 (the only one mmedge builds)
+                lo, _opt, hi = (dims_tuple(d) for d in engine.get_tensor_profile_shape(name, 0))
             self._limits[name] = (lo, hi)
             if not context.set_input_shape(name, hi):
                 raise EngineError(f"{self.name}: TensorRT rejected max shape {hi} for input '{name}'")
@@ -360,4 +370,5 @@ def make_runner(bundle: Bundle, component: str, precision: str, **options: Any) 
         comp.outputs,
         cuda,
         cuda_graph=bool(options.get("cuda_graph", False)),
+        env=env,
     )

@@ -1,0 +1,249 @@
+"""Interleaved measurement: every configuration runs side by side, round-robin, in one loop.
+
+A round runs each phase for every configuration before the next phase (config A, config B, …),
+starting from a different configuration each round, so machine noise (other processes, thermal
+and frequency changes) hits all configurations alike. Phases per round:
+
+* ``model``: `Pipeline.run_batch` in the headline mode (model compute only) — the headline
+  latency, plus ``fusion_head`` and ``encoders.<mode>`` from the pipeline's own stage timers;
+* ``other``: `run_batch` in the other encoder mode, giving ``encoders.sequential`` and
+  ``encoders.concurrent`` side by side; per-encoder times ``encoder.<m>`` come from the
+  sequential run, where encoders do not compete for cores;
+* ``preprocess``: the preprocessor of each modality on the raw samples (``preprocess.<m>``);
+* ``e2e``: `Pipeline.predict_batch` on raw samples (``end_to_end``, ``preprocess``,
+  ``postprocess`` = softmax).
+
+The clock of the timed phases is `LoopSettings.timer_factory` (CPU: perf_counter_ns), unless the
+configuration's backend registered its own with `register_timer` (the hook for a CUDA-event
+timer on GPU backends); stage times inside the pipeline use perf_counter_ns.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mmedge.bench.report import BenchConfig
+from mmedge.bench.timers import CpuTimer, StageTimes, Timer
+
+if TYPE_CHECKING:
+    from mmedge.bench.workload import Workload
+    from mmedge.data.preprocess import Preprocessor
+    from mmedge.data.sample import Sample
+    from mmedge.pipeline import BatchOutput, Pipeline
+
+logger = logging.getLogger(__name__)
+
+HEADLINE = "model"
+PHASES: tuple[str, ...] = ("model", "other", "preprocess", "e2e")
+ERROR_CHARS = 300
+TIMER_FACTORIES: dict[str, Callable[[], Timer]] = {}
+
+
+def register_timer(backend: str, factory: Callable[[], Timer]) -> None:
+    """Use `factory` (e.g. a CUDA-event timer) to time configurations that run on `backend`."""
+    TIMER_FACTORIES[backend] = factory
+
+
+@dataclass
+class Contender:
+    """One configuration in the interleaved loop: its pipeline, recorded times, and failure if any."""
+
+    config: BenchConfig
+    pipeline: Pipeline | None
+    times: StageTimes = field(default_factory=StageTimes)
+    error: str | None = None
+    iteration: int = -1
+
+    @property
+    def active(self) -> bool:
+        """Still measured (loaded and not failed)."""
+        return self.pipeline is not None and self.error is None
+
+    def fail(self, exc: BaseException, where: str) -> None:
+        """Drop this configuration from the loop, keeping a one-line reason."""
+        self.error = error_text(exc, where)
+        logger.warning("%s failed %s", self.config.key, self.error)
+
+
+def error_text(exc: BaseException, where: str) -> str:
+    """One-line '<where>: <Type>: <first line>' for a failure."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{where}: {type(exc).__name__}: {first}"[:ERROR_CHARS]
+
+
+@dataclass
+class LoopSettings:
+    """How long to measure and what: rounds or seconds, warm-up rounds, phases, clock, mode."""
+
+    warmup: int = 10
+    iters: int | None = 100
+    seconds: float | None = None
+    phases: tuple[str, ...] = PHASES
+    concurrent: bool = True
+    timer_factory: Callable[[], Timer] = CpuTimer
+
+
+class PhaseRunner:
+    """Runs the phases of one configuration on one batch of the workload."""
+
+    def __init__(self, workload: Workload, settings: LoopSettings) -> None:
+        self.workload = workload
+        self.settings = settings
+
+    def run(self, phase: str, c: Contender, k: int, record: bool) -> None:
+        """Run `phase` of contender `c` on rotated batch `k`; record its times when `record`."""
+        getattr(self, f"_{phase}")(c, k, record)
+
+    def _timed(self, c: Contender, fn: Callable[[], object], host: bool = False) -> int:
+        """Nanoseconds `fn` took on the configuration's clock (`host`: host work, always on the CPU clock)."""
+        backend = str(c.config.extra.get("runner_backend", c.config.backend))
+        factory = CpuTimer if host else TIMER_FACTORIES.get(backend, self.settings.timer_factory)
+        timer = factory()
+        timer.start()
+        fn()
+        return timer.stop()
+
+    def _put(self, c: Contender, record: bool, values: dict[str, int]) -> None:
+        if record:
+            for name, ns in values.items():
+                c.times.record(name, int(ns), iteration=c.iteration)
+
+    def _model_run(self, c: Contender, k: int, concurrent: bool) -> tuple[int, dict[str, int]]:
+        pipe = c.pipeline
+        assert pipe is not None
+        timings: dict[str, int] = {}
+        batch = self.workload.batches[k]
+        ns = self._timed(c, lambda: pipe.run_batch(batch, timings, concurrent=concurrent))
+        return ns, timings
+
+    def _encoder_times(self, timings: dict[str, int]) -> dict[str, int]:
+        return {k: v for k, v in timings.items() if k.startswith("encoder.")}
+
+    def _model(self, c: Contender, k: int, record: bool) -> None:
+        concurrent = self.settings.concurrent
+        ns, timings = self._model_run(c, k, concurrent)
+        values = {
+            HEADLINE: ns,
+            "fusion_head": timings["fusion_head"],
+            f"encoders.{mode_name(concurrent)}": timings["encoders"],
+        }
+        if not concurrent or "other" not in self.settings.phases:
+            values.update(self._encoder_times(timings))
+        self._put(c, record, values)
+
+    def _other(self, c: Contender, k: int, record: bool) -> None:
+        concurrent = not self.settings.concurrent
+        _, timings = self._model_run(c, k, concurrent)
+        values = {f"encoders.{mode_name(concurrent)}": timings["encoders"]}
+        if not concurrent:
+            values.update(self._encoder_times(timings))
+        self._put(c, record, values)
+
+    def _preprocess(self, c: Contender, k: int, record: bool) -> None:
+        assert c.pipeline is not None
+        pre = c.pipeline.preprocessor
+        samples = self.workload.samples[k]
+        values: dict[str, int] = {}
+        for m in self.workload.modalities:
+            run = functools.partial(preprocess_modality, pre, m, samples)
+            values[f"preprocess.{m}"] = self._timed(c, run, host=True)
+        self._put(c, record, values)
+
+    def _e2e(self, c: Contender, k: int, record: bool) -> None:
+        pipe = c.pipeline
+        assert pipe is not None
+        samples = self.workload.samples[k]
+        out: list[BatchOutput] = []
+        ns = self._timed(c, lambda: out.append(pipe.predict_batch(samples)))
+        timings = out[0].timings_ns
+        values = {
+            "end_to_end": ns,
+            "preprocess": timings["preprocess"],
+            "postprocess": timings["postprocess"],
+        }
+        self._put(c, record, values)
+
+
+def preprocess_modality(pre: Preprocessor, modality: str, samples: list[Sample]) -> None:
+    """Run one modality's preprocessing (decode, resize/resample, normalize or tokenize) on raw samples."""
+    if modality == "text":
+        pre.text([s.text or "" for s in samples])
+        return
+    for s in samples:
+        if modality == "image" and s.image is not None:
+            pre.image(s.image)
+        elif modality == "audio" and s.audio is not None:
+            pre.audio(s.audio, s.sample_rate)
+
+
+def mode_name(concurrent: bool) -> str:
+    """'concurrent' or 'sequential'."""
+    return "concurrent" if concurrent else "sequential"
+
+
+def _round(runner: PhaseRunner, contenders: list[Contender], r: int, record: bool) -> None:
+    """One round: every phase, for every active contender in rotated order."""
+    active = [c for c in contenders if c.active]
+    if not active:
+        return
+    shift = r % len(active)
+    order = active[shift:] + active[:shift]
+    k = r % len(runner.workload)
+    for c in order:
+        c.iteration = c.times.next_iteration() if record else -1
+    for phase in runner.settings.phases:
+        for c in order:
+            if not c.active:
+                continue
+            try:
+                runner.run(phase, c, k, record)
+            except Exception as exc:  # a configuration that breaks mid-run is reported, not fatal
+                c.fail(exc, f"{phase} phase")
+
+
+def prime(runner: PhaseRunner, contenders: list[Contender]) -> None:
+    """Run each contender once over every distinct batch (loads lazily-built kernels, compiles,
+    and catches configurations that cannot run before any timing)."""
+    for c in contenders:
+        if not c.active:
+            continue
+        try:
+            for k in range(len(runner.workload)):
+                runner.run(HEADLINE, c, k, record=False)
+            for phase in runner.settings.phases[1:]:
+                runner.run(phase, c, 0, record=False)
+        except Exception as exc:  # e.g. torch.compile failing on first call
+            c.fail(exc, "first run")
+
+
+def interleave(contenders: list[Contender], workload: Workload, settings: LoopSettings) -> tuple[int, float]:
+    """Prime, warm up (unrecorded), then measure rounds; returns (measured rounds, wall seconds)."""
+    runner = PhaseRunner(workload, settings)
+    prime(runner, contenders)
+    for r in range(settings.warmup):
+        _round(runner, contenders, r, record=False)
+    for c in contenders:
+        c.times.clear()
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # no collector pauses inside timed regions (as timeit does)
+    rounds = 0
+    start = time.perf_counter()
+    try:
+        while any(c.active for c in contenders):
+            _round(runner, contenders, rounds, record=True)
+            rounds += 1
+            if settings.seconds is not None and time.perf_counter() - start >= settings.seconds:
+                break
+            if settings.seconds is None and settings.iters is not None and rounds >= settings.iters:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return rounds, time.perf_counter() - start

@@ -1,0 +1,143 @@
+"""What a bench run measures: its spec, and the checked list of configurations it expands to."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmedge.bench.timers import CpuTimer, Timer
+from mmedge.errors import InputError
+from mmedge.specs import HEAD, PRECISIONS
+
+if TYPE_CHECKING:
+    from mmedge.bundle import Bundle
+
+logger = logging.getLogger(__name__)
+
+COMPILE = "torch-compile"
+MODES: tuple[str, ...] = ("concurrent", "sequential")
+
+
+@dataclass
+class BenchSpec:
+    """Everything one `mmedge bench` run measures and writes."""
+
+    bundle: Path
+    backends: list[str] = field(default_factory=lambda: ["torch", "onnxruntime"])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    batches: list[int] = field(default_factory=lambda: [1])
+    configs: list[tuple[str, str]] | None = None  # explicit (backend, precision) pairs; first = reference
+    warmup: int = 10
+    iters: int = 100
+    seconds: float | None = None  # measure for this long instead of `iters` rounds
+    threads: int | None = None
+    modalities: list[str] | None = None  # default: every modality of the bundle
+    compile: bool = False  # add a torch.compile row after torch
+    mode: str = "concurrent"  # encoders in the headline run: concurrent | sequential
+    stages: bool = True  # also measure the other encoder mode, preprocessing and end to end
+    data: str = "digits"
+    split: str = "test"
+    pool: int = 64  # real samples rotated through
+    seed: int = 0
+    accuracy: bool = False
+    power: bool | None = None  # None: when tegrastats exists
+    power_seconds: float = 3.0
+    missing_precisions: str = "error"  # or "skip" (suites): leave out precisions the bundle lacks
+    title: str | None = None
+    label_prefix: str = ""
+    timer_factory: Callable[[], Timer] = CpuTimer
+    json_path: Path | None = None
+    report_dir: Path | None = None
+
+
+def split_backend(name: str) -> tuple[str, dict[str, Any]]:
+    """Registered backend and runner options of a configuration's backend name."""
+    return ("torch", {"compile": True}) if name == COMPILE else (name, {})
+
+
+def check_spec(spec: BenchSpec) -> None:
+    """InputError for batch sizes, iterations, warm-up or seconds out of range."""
+    if not spec.batches or any(b < 1 for b in spec.batches):
+        raise InputError(f"batch sizes must be >= 1, got {spec.batches}")
+    if spec.warmup < 0:
+        raise InputError(f"--warmup must be >= 0, got {spec.warmup}")
+    if spec.iters < 1:
+        raise InputError(f"--iters must be >= 1, got {spec.iters}")
+    if spec.seconds is not None and spec.seconds <= 0:
+        raise InputError(f"--seconds must be > 0, got {spec.seconds}")
+    if spec.threads is not None and spec.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {spec.threads}")
+    if spec.mode not in MODES:
+        raise InputError(f"unknown mode '{spec.mode}' (choose from: {', '.join(MODES)})")
+    if spec.missing_precisions not in ("error", "skip"):
+        raise InputError(f"missing_precisions must be 'error' or 'skip', got {spec.missing_precisions!r}")
+
+
+def resolve_modalities(bundle: Bundle, wanted: list[str] | None) -> list[str]:
+    """Benchmarked modalities in bundle order; InputError for ones the bundle lacks."""
+    if not wanted:
+        return list(bundle.modalities)
+    unknown = [m for m in wanted if m not in bundle.modalities]
+    if unknown:
+        raise InputError(
+            f"bundle has no {', '.join(unknown)} encoder (its modalities: {', '.join(bundle.modalities)})"
+        )
+    mods = [m for m in bundle.modalities if m in wanted]
+    if bundle.requires_all_modalities and len(mods) < len(bundle.modalities):
+        raise InputError(
+            f"this model's fusion ('{bundle.fusion.get('op')}') needs every modality "
+            f"({', '.join(bundle.modalities)}): benchmark all of them"
+        )
+    return mods
+
+
+def _has_precision(bundle: Bundle, precision: str, components: list[str]) -> bool:
+    """Whether every component has an artifact at `precision` (BundleError names the fix when not)."""
+    return all(precision in bundle.components[c].artifacts for c in components)
+
+
+def plan_configs(spec: BenchSpec, bundle: Bundle, modalities: list[str]) -> list[tuple[str, str]]:
+    """(backend, precision) pairs in measurement order; the first is the reference."""
+    from mmedge.backends.base import available_backends
+
+    pairs = list(spec.configs) if spec.configs else [(b, p) for b in spec.backends for p in spec.precisions]
+    if spec.compile and not spec.configs and "torch" in spec.backends and "fp32" in spec.precisions:
+        at = pairs.index(("torch", "fp32")) + 1
+        pairs.insert(at, (COMPILE, "fp32"))
+    known = [*available_backends(), COMPILE]
+    components = [*modalities, HEAD]
+    plan: list[tuple[str, str]] = []
+    for backend, precision in pairs:
+        if backend not in known:
+            raise InputError(f"unknown backend '{backend}' (choose from: {', '.join(known)})")
+        if precision not in PRECISIONS and not precision.startswith("int8"):
+            raise InputError(
+                f"unknown precision '{precision}' (choose from: {', '.join(PRECISIONS)}, int8-trt)"
+            )
+        if split_backend(backend)[0] == "torch":
+            if precision != "fp32":
+                if spec.configs:
+                    raise InputError(
+                        f"{backend} runs fp32 only (the reference); {precision} runs on onnxruntime"
+                    )
+                logger.info("skipping %s %s: the torch backend is the fp32 reference", backend, precision)
+                continue
+        elif not _has_precision(bundle, precision, components):
+            if spec.missing_precisions == "skip":
+                logger.warning(
+                    "skipping %s %s: the bundle has no %s artifacts", backend, precision, precision
+                )
+                continue
+            missing = next(c for c in components if precision not in bundle.components[c].artifacts)
+            bundle.artifact(missing, precision)  # raises BundleError naming the fix
+        if (backend, precision) not in plan:
+            plan.append((backend, precision))
+    if not plan:
+        raise InputError(
+            f"nothing to benchmark: backends {spec.backends} x precisions {spec.precisions} leaves no "
+            "configuration (torch runs fp32 only)"
+        )
+    return plan

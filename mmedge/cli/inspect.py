@@ -1,0 +1,57 @@
+"""`mmedge inspect`: each component's artifacts — precision, size, ops, Q/DQ, dtypes, parity, hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mmedge.cli.common import console, handle_errors, print_json
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `inspect` command."""
+    app.command("inspect")(inspect)
+
+
+@handle_errors
+def inspect(
+    bundle: Path = typer.Argument(..., help="Bundle directory."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show every artifact of a bundle (hashes are verified)."""
+    from mmedge.inspect_bundle import inspect_bundle
+
+    info = inspect_bundle(bundle)
+    if as_json:
+        print_json(info)
+        return
+    console.print(summary_table(info))
+    if info.get("auto_precision"):
+        console.print("auto precision: " + ",".join(f"{c}={p}" for c, p in info["auto_precision"].items()))
+
+
+def _dtypes(row: dict[str, Any]) -> str:
+    mix = row.get("initializer_dtypes", {})
+    total = sum(v["bytes"] for v in mix.values()) or 1
+    ordered = sorted(mix.items(), key=lambda kv: -kv[1]["bytes"])
+    return " ".join(f"{k} {100 * v['bytes'] / total:.0f}%" for k, v in ordered)
+
+
+def summary_table(info: dict[str, Any]) -> Table:
+    """One row per artifact."""
+    table = Table(title=f"bundle {info['bundle']} ({info['name']})")
+    for col in ("component", "precision", "size", "nodes", "Q/DQ", "top ops", "weights (by bytes)",
+                "max |Δ|", "sha256"):
+        table.add_column(col)
+    for name, comp in info["components"].items():
+        for row in comp["artifacts"]:
+            ops = ", ".join(f"{k}×{v}" for k, v in list(row.get("top_ops", {}).items())[:4])
+            diff = row["parity"].get("max_abs_diff")
+            ref = row["parity"].get("reference", "")
+            table.add_row(name, row["precision"], f"{row['bytes'] / 1024:.0f} KiB", str(row.get("nodes", "")),
+                          str(row.get("qdq_nodes", "")), ops, _dtypes(row),
+                          "" if diff is None else f"{diff:.2e} ({ref})", row["sha256"])
+    return table

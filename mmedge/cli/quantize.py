@@ -1,0 +1,115 @@
+"""`mmedge quantize`: fp16 / int8 (QDQ) artifacts per component, or an automatic per-component choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mmedge.cli.common import console, handle_errors, print_json
+from mmedge.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `quantize` command."""
+    app.command("quantize")(quantize)
+
+
+def split_components(value: str | None) -> list[str] | None:
+    """'text,image' → ['text', 'image'] (None: every component)."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@handle_errors
+def quantize(
+    bundle: Path = typer.Argument(..., help="Bundle directory (from mmedge export)."),
+    precision: str | None = typer.Option(None, help="fp16 | int8."),
+    calib: str | None = typer.Option(None, help="Calibration/parity data: 'digits' or a JSONL/CSV manifest "
+                                                "(default: the bundle's data, else digits)."),
+    samples: int = typer.Option(128, help="Calibration samples (train split)."),
+    method: str = typer.Option("minmax", help="Calibration: minmax | entropy | percentile."),
+    target: str = typer.Option("cpu", help="int8 flavour: cpu (fastest on ONNX Runtime CPU) | tensorrt "
+                                           "(symmetric, per-channel; checked)."),
+    components: str | None = typer.Option(None, help="Comma list, e.g. text,image (default: all)."),
+    auto: bool = typer.Option(False, "--auto", help="Choose the fastest per-component precision map "
+                                                    "within --budget."),
+    budget: float = typer.Option(0.5, help="--auto: allowed accuracy drop vs fp32, in points."),
+    threads: int | None = typer.Option(None, min=1, help="ONNX Runtime intra-op threads."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Add fp16 or int8 artifacts to a bundle (hashes, settings, parity vs fp32 on real samples)."""
+    from mmedge.exporters.quantize_run import QuantizeOptions, quantize_bundle
+
+    if not auto and precision is None:
+        raise InputError("give --precision fp16|int8, or --auto to choose a precision per component")
+    opts = QuantizeOptions(precision or "int8", target, calib, samples, method, split_components(components),
+                           threads=threads)
+    results = []
+    with console.status("quantizing …", spinner="dots") as status:
+        if auto:
+            results = ensure_candidates(bundle, opts, lambda s: status.update(s))
+            status.update("measuring candidates …")
+            from mmedge.exporters.auto_precision import auto_precision
+
+            chosen = auto_precision(bundle, calib, budget=budget, threads=threads)
+        else:
+            results = quantize_bundle(bundle, opts, progress=lambda s: status.update(f"{s} …"))
+    if as_json:
+        data: dict[str, Any] = {"artifacts": [r.to_json() for r in results]}
+        if auto:
+            data["auto_precision"] = chosen.to_json()
+        print_json(data)
+        return
+    if results:
+        console.print(artifact_table(results, f"{bundle}: new artifacts"))
+    if auto:
+        console.print(candidate_table(chosen))
+        console.print(f"chosen: {','.join(f'{c}={p}' for c, p in chosen.choice.items())} — accuracy "
+                      f"{chosen.accuracy:.4f} (fp32 {chosen.reference_accuracy:.4f}, budget −{budget:g} pt), "
+                      f"{chosen.latency_ms:.3f} ms vs fp32 {chosen.reference_latency_ms:.3f} ms; "
+                      "stored in bundle.json")
+
+
+def ensure_candidates(bundle: Path, opts: Any, progress: Any) -> list[Any]:
+    """Create the fp16 and cpu int8 artifacts that --auto needs and the bundle lacks."""
+    from dataclasses import replace
+
+    from mmedge.bundle import Bundle
+    from mmedge.exporters.quantize_run import quantize_bundle
+
+    loaded = Bundle.load(bundle)
+    results = []
+    names = [c for c in opts.components or list(loaded.components) if c in loaded.components]
+    for precision in ("fp16", "int8"):
+        todo = [c for c in names if precision not in loaded.components[c].artifacts]
+        if todo:
+            todo_opts = replace(opts, precision=precision, target="cpu", components=todo)
+            results += quantize_bundle(bundle, todo_opts, progress=progress)
+    return results
+
+
+def artifact_table(results: list[Any], title: str) -> Table:
+    """Component, precision, file, size, parity vs fp32, scheme."""
+    table = Table(title=title)
+    for col in ("component", "precision", "file", "size", "max |Δ| vs fp32", "mean |Δ|", "scheme"):
+        table.add_column(col)
+    for r in results:
+        scheme = r.settings.get("scheme")
+        name = scheme["name"] if isinstance(scheme, dict) else r.settings.get("converter", "")
+        table.add_row(r.component, r.precision, r.file, f"{r.bytes / 1024:.0f} KiB",
+                      f"{r.parity['max_abs_diff']:.3g}", f"{r.parity['mean_abs_diff']:.3g}", name)
+    return table
+
+
+def candidate_table(result: Any) -> Table:
+    """Per component and precision: p50 latency alone, accuracy with only it changed, chosen mark."""
+    table = Table(title=f"--auto candidates (val accuracy, fp32 {result.reference_accuracy:.4f})")
+    for col in ("component", "precision", "p50 ms (batch 1)", "accuracy (others fp32)", "chosen"):
+        table.add_column(col, justify="left" if col in ("component", "precision") else "right")
+    for comp, per in result.latency.items():
+        for p, ms in per.items():
+            table.add_row(comp, p, f"{ms:.4f}", f"{result.solo_accuracy[comp][p]:.4f}",
+                          "✓" if result.choice.get(comp) == p else "")
+    return table

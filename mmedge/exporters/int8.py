@@ -1,0 +1,170 @@
+"""INT8 pass: ONNX Runtime quantization of one component, in two flavours.
+
+* ``tensorrt``: QDQ, symmetric int8 activations and weights (zero point 0), per-channel weights,
+  float bias, Q/DQ only on the inputs/outputs of Conv/MatMul/Gemm — the placement TensorRT's
+  explicit quantization fuses (checked by ``qdq_check``).
+* ``cpu``: the scheme measured fastest on ONNX Runtime CPU for the component's family
+  (``CPU_SCHEMES``; measurements in the issue note): static QDQ U8S8 per-channel for conv nets and
+  MLPs, dynamic per-channel int8 (MatMulInteger) for transformer encoders.
+
+Both keep the audio front-end (everything up to the log-mel ``Log``) in float32 via
+``nodes_to_exclude``: the power spectrum spans ~1e-6…1e4 before the log, far beyond the 256 levels
+of one int8 scale, and the DFT/mel weights are fixed signal processing, not learned features.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_dynamic,
+    quantize_static,
+)
+
+from mmedge.errors import ExportError, InputError
+from mmedge.exporters.fp16 import frontend_nodes
+from mmedge.io_utils import atomic_path
+
+log = logging.getLogger(__name__)
+
+TARGETS: tuple[str, ...] = ("cpu", "tensorrt")
+METHODS: dict[str, CalibrationMethod] = {"minmax": CalibrationMethod.MinMax,
+                                         "entropy": CalibrationMethod.Entropy,
+                                         "percentile": CalibrationMethod.Percentile}
+TRT_OP_TYPES: tuple[str, ...] = ("Conv", "MatMul", "Gemm")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """How one component is quantized (recorded in the artifact settings)."""
+
+    name: str
+    static: bool
+    activation_type: str  # "int8" | "uint8"
+    weight_type: str
+    symmetric_activations: bool
+    per_channel: bool = True
+    op_types: tuple[str, ...] = ()  # empty: every op type ONNX Runtime can quantize
+    quantize_bias: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """Settings entry."""
+        return asdict(self)
+
+
+TRT_SCHEME = Scheme("qdq-s8s8-symmetric", True, "int8", "int8", True, op_types=TRT_OP_TYPES,
+                    quantize_bias=False)
+CPU_SCHEMES: dict[str, Scheme] = {
+    "conv": Scheme("qdq-u8s8", True, "uint8", "int8", False),
+    "mlp": Scheme("qdq-u8s8", True, "uint8", "int8", False),
+    "transformer": Scheme("dynamic-u8s8", False, "uint8", "int8", False, op_types=("MatMul", "Gather")),
+}
+_QTYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+
+
+def family(model: onnx.ModelProto) -> str:
+    """'transformer' (Softmax attention over MatMuls), 'conv' (learned Conv layers) or 'mlp'."""
+    ops = {n.op_type for n in model.graph.node}
+    skip = set(frontend_nodes(model))
+    if "Softmax" in ops and "MatMul" in ops and "LayerNormalization" in ops:
+        return "transformer"
+    if any(n.op_type == "Conv" and n.name not in skip for n in model.graph.node):
+        return "conv"
+    return "mlp"
+
+
+def choose_scheme(target: str, model: onnx.ModelProto) -> Scheme:
+    """The scheme for `target` ('tensorrt' or 'cpu') and this component's family."""
+    if target == "tensorrt":
+        return TRT_SCHEME
+    if target == "cpu":
+        return CPU_SCHEMES[family(model)]
+    raise InputError(f"unknown target '{target}' (choose from: {', '.join(TARGETS)})")
+
+
+def calibration_method(method: str) -> CalibrationMethod:
+    """The ORT calibration method named `method`."""
+    if method not in METHODS:
+        raise InputError(f"unknown calibration method '{method}' (choose from: {', '.join(METHODS)})")
+    return METHODS[method]
+
+
+# quant_pre_process variants, tried in order: symbolic shape inference can fail on transformer masks
+# (e.g. "Min(512, seq)"); auto_merge resolves that, and ONNX shape inference alone is the last resort.
+PREPROCESS_MODES: tuple[tuple[str, dict[str, bool]], ...] = (
+    ("symbolic", {}),
+    ("symbolic-auto-merge", {"auto_merge": True}),
+    ("onnx-shape-only", {"skip_symbolic_shape": True}),
+)
+
+
+def preprocess(src: Path, dst: Path) -> str:
+    """ONNX Runtime's quantization pre-processing (shape inference, basic optimisation); returns the mode used."""
+    errors = []
+    for mode, kwargs in PREPROCESS_MODES:
+        try:
+            quant_pre_process(str(src), str(dst), skip_optimization=False, **kwargs)
+            return mode
+        except Exception as exc:  # symbolic shape inference raises assorted types
+            errors.append(f"{mode}: {type(exc).__name__}: {exc}")
+            log.info("quant_pre_process (%s) failed on %s: %s", mode, src.name, exc)
+    raise ExportError(f"quantization pre-processing of {src.name} failed ({'; '.join(errors)})")
+
+
+def _static(src: Path, dst: Path, scheme: Scheme, reader: CalibrationDataReader, method: str,
+            exclude: list[str]) -> None:
+    extra: dict[str, Any] = {"ActivationSymmetric": scheme.symmetric_activations, "WeightSymmetric": True,
+                             "QuantizeBias": scheme.quantize_bias}
+    if method == "percentile":
+        extra["CalibPercentile"] = 99.999
+    reader.rewind()
+    quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
+                    activation_type=_QTYPES[scheme.activation_type], weight_type=_QTYPES[scheme.weight_type],
+                    per_channel=scheme.per_channel, calibrate_method=calibration_method(method),
+                    op_types_to_quantize=list(scheme.op_types) or None, nodes_to_exclude=exclude,
+                    extra_options=extra)
+
+
+def _dynamic(src: Path, dst: Path, scheme: Scheme, exclude: list[str]) -> None:
+    quantize_dynamic(str(src), str(dst), per_channel=scheme.per_channel,
+                     weight_type=_QTYPES[scheme.weight_type],
+                     op_types_to_quantize=list(scheme.op_types) or None, nodes_to_exclude=exclude)
+
+
+def quantize_int8(src: str | Path, dst: str | Path, reader: CalibrationDataReader | None, target: str = "cpu",
+                  method: str = "minmax", scheme: Scheme | None = None) -> dict[str, Any]:
+    """Quantize `src` into `dst` (atomic); return the settings to record in the artifact."""
+    src, dst = Path(src), Path(dst)
+    model = onnx.load(str(src))
+    scheme = scheme or choose_scheme(target, model)
+    calibration_method(method)
+    if scheme.static and reader is None:
+        raise InputError(f"{scheme.name} quantization of {src.name} needs calibration data (--calib)")
+    with tempfile.TemporaryDirectory(prefix="mmedge-int8-") as work, atomic_path(dst) as tmp:
+        pre = Path(work) / "pre.onnx"
+        mode = preprocess(src, pre)
+        exclude = frontend_nodes(onnx.load(str(pre)))
+        try:
+            if scheme.static:
+                assert reader is not None
+                _static(pre, tmp, scheme, reader, method, exclude)
+            else:
+                _dynamic(pre, tmp, scheme, exclude)
+            onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
+        except (InputError, ExportError):
+            raise
+        except Exception as exc:  # the quantizer raises many types; one clear message
+            raise ExportError(f"int8 quantization of {src.name} failed: {type(exc).__name__}: {exc}") from exc
+    log.info("int8 (%s, %s): %s → %s", target, scheme.name, src.name, dst.name)
+    return {"target": target, "family": family(model), "scheme": scheme.to_json(), "preprocess": mode,
+            "calibration": {"method": method} if scheme.static else None, "excluded_nodes": exclude}

@@ -1,0 +1,144 @@
+"""The real CLI (typer's CliRunner): train → export → predict → eval, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+from typer.testing import CliRunner
+
+from mmedge.cli.main import app
+from mmedge.data.digits import load_digits
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, pattern: str) -> None:
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    assert "error:" in text and pattern in text, result.output
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A real PNG, WAV, an empty WAV, a non-image and a non-audio file."""
+    root = tmp_path_factory.mktemp("files")
+    s = load_digits("test", limit=1).samples[0]
+    Image.fromarray(s.image).save(root / "digit.png")
+    sf.write(root / "digit.wav", s.audio, 8000)
+    sf.write(root / "empty.wav", np.zeros(0, dtype=np.float32), 8000)
+    (root / "notes.txt").write_text("not an image, not audio")
+    return {"png": root / "digit.png", "wav": root / "digit.wav", "empty": root / "empty.wav",
+            "txt": root / "notes.txt"}
+
+
+def test_help_lists_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for cmd in ("train", "export", "predict", "eval", "demo"):
+        assert cmd in result.output
+
+
+def test_predict_json(tiny_bundle_pristine: Path, files):
+    result = invoke("predict", tiny_bundle_pristine, "--image", files["png"], "--audio", files["wav"],
+                    "--text", "an odd number", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["label"] in data["probabilities"] and data["present"] == ["text", "image", "audio"]
+
+
+def test_predict_table(tiny_bundle_pristine: Path, files):
+    result = invoke("predict", tiny_bundle_pristine, "--image", files["png"])
+    assert result.exit_code == 0 and "probability" in result.output
+
+
+def test_eval_json_has_every_subset(tiny_bundle_pristine: Path):
+    result = invoke("eval", tiny_bundle_pristine, "--json")
+    assert result.exit_code == 0, result.output
+    subsets = json.loads(result.output)[0]["subsets"]
+    assert len(subsets) == 8 and "text+image+audio" in subsets and "all" in subsets
+
+
+@pytest.mark.parametrize(("kind", "option", "message"), [
+    ("missing", "--image", "image file not found"),
+    ("txt", "--image", "not a readable image"),
+    ("txt", "--audio", "not a readable audio file"),
+    ("empty", "--audio", "audio file is empty"),
+    ("missing", "--audio", "audio file not found"),
+])
+def test_predict_bad_files(tiny_bundle_pristine: Path, files, kind: str, option: str, message: str):
+    path = files.get(kind, Path("/nonexistent/file.bin"))
+    assert_one_line_error(invoke("predict", tiny_bundle_pristine, option, path), message)
+
+
+def test_predict_all_absent(tiny_bundle_pristine: Path):
+    assert_one_line_error(invoke("predict", tiny_bundle_pristine), "all modalities are absent")
+
+
+def test_bundle_with_missing_or_altered_file(tiny_bundle: Path, files):
+    (tiny_bundle / "text.onnx").write_bytes(b"garbage")
+    assert_one_line_error(invoke("predict", tiny_bundle, "--image", files["png"]), "bundle file altered")
+    (tiny_bundle / "text.onnx").unlink()
+    assert_one_line_error(invoke("predict", tiny_bundle, "--image", files["png"]), "bundle file missing")
+
+
+def test_missing_bundle(tmp_path: Path):
+    assert_one_line_error(invoke("eval", tmp_path / "nope"), "bundle folder not found")
+
+
+def test_eval_unknown_label(tiny_bundle_pristine: Path, tmp_path: Path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"text": "an even number", "label": "eleven"}) + "\n")
+    assert_one_line_error(invoke("eval", tiny_bundle_pristine, "--data", manifest), "eleven")
+
+
+def test_train_malformed_manifest(tmp_path: Path):
+    manifest = tmp_path / "bad.jsonl"
+    manifest.write_text('{"text": "ok", "label": "a"}\n{not json}\n')
+    assert_one_line_error(invoke("train", "--data", manifest, "--out", tmp_path / "run"), "bad.jsonl:2")
+
+
+def test_train_row_without_modalities(tmp_path: Path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"text": "ok", "label": "a"}\n{"label": "b"}\n')
+    assert_one_line_error(invoke("train", "--data", manifest, "--out", tmp_path / "run"), "m.jsonl:2")
+
+
+def test_export_not_a_run(tmp_path: Path):
+    assert_one_line_error(invoke("export", tmp_path, "--out", tmp_path / "b"), "not a finished training run")
+
+
+def test_train_export_predict_on_a_user_manifest(tmp_path: Path, files):
+    """A user's own JSONL with relative paths and missing modalities, end to end through the CLI."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = []
+    for i, s in enumerate(load_digits("train", limit=60).samples):
+        Image.fromarray(s.image).save(data / f"{i}.png")
+        row = {"image": f"{i}.png", "label": ["zero", "one", "two", "three", "four", "five", "six", "seven",
+                                              "eight", "nine"][s.label]}
+        if s.text and i % 3:
+            row["text"] = s.text
+        rows.append(json.dumps(row))
+    (data / "train.jsonl").write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    result = invoke("train", "--data", data / "train.jsonl", "--modalities", "text,image", "--epochs", "2",
+                    "--out", run, "--json")
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.output)["test"]) == {"text", "image", "text+image", "all"}
+    result = invoke("export", run, "--out", tmp_path / "bundle", "--json")
+    assert result.exit_code == 0, result.output
+    assert_one_line_error(invoke("predict", tmp_path / "bundle", "--audio", files["wav"]), "no audio encoder")
+    shutil.rmtree(run)
+    result = invoke("predict", tmp_path / "bundle", "--image", files["png"], "--json")
+    assert result.exit_code == 0, result.output

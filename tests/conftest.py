@@ -1,0 +1,39 @@
+"""Shared fixtures: one tiny model trained on a slice of the built-in dataset, and its bundle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny tri-modal run (few epochs, 240 samples per split): real training, seconds."""
+    from mmedge.models.presets import preset_config
+    from mmedge.train.run import train_run
+
+    cfg = preset_config("tiny")
+    cfg.limit, cfg.train.epochs, cfg.train.patience = 240, 4, 4
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train_run(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_pristine(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run exported to ONNX (read-only use: copy before altering)."""
+    from mmedge.exporters.export_run import export_run
+
+    out = tmp_path_factory.mktemp("export") / "tiny"
+    export_run(tiny_run, out, samples=32)
+    return out
+
+
+@pytest.fixture()
+def tiny_bundle(tiny_bundle_pristine: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny bundle that a test may alter."""
+    dest = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle_pristine, dest)
+    return dest
