@@ -150,8 +150,10 @@ def load_config(path: str | Path) -> RunConfig:
 
             data = yaml.safe_load(text) or {}
         elif path.suffix == ".toml":
-            import tomllib
-
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10 (JetPack 6)
+                import tomli as tomllib
             data = tomllib.loads(text)
         elif path.suffix == ".json":
             data = json.loads(text)

@@ -42,6 +42,9 @@ class RunnerFactory(Protocol):
 _REGISTRY: dict[str, str] = {
     "onnxruntime": "mmedge.backends.onnxruntime:make_runner",
     "torch": "mmedge.backends.torch_runner:make_runner",
+    "tensorrt": "mmedge.backends.tensorrt.runner:make_runner",
+    "onnxruntime-cuda": "mmedge.backends.ort_gpu:make_cuda_runner",
+    "onnxruntime-trt": "mmedge.backends.ort_gpu:make_trt_runner",
 }
 
 

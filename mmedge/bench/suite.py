@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import platform
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ logger = logging.getLogger(__name__)
 SUITE_KEYS = {"title", "root", "results_dir", "machine_class", "bundles", "bench"}
 BUNDLE_KEYS = {"name", "path", "build", "add_precisions", "optional", "bench"}
 BUILD_KEYS = {"preset", "run_dir", "epochs", "limit", "seed"}
+Say = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """Default progress sink: the log."""
+    logger.info("%s", message)
 
 
 @dataclass
@@ -110,7 +117,7 @@ def machine_class() -> str:
     return f"{platform.machine().lower()}-{slug}-{core_counts()['usable']}c"
 
 
-def ensure_bundle(entry: SuiteBundle) -> Path:
+def ensure_bundle(entry: SuiteBundle, say: Say = _quiet) -> Path:
     """The bundle folder, trained and exported from `build.preset` first when it does not exist."""
     if (entry.path / "bundle.json").is_file():
         return entry.path
@@ -129,13 +136,18 @@ def ensure_bundle(entry: SuiteBundle) -> Path:
     if "limit" in entry.build:
         cfg.limit = int(entry.build["limit"])
     run_dir = Path(entry.build.get("run_dir", entry.path.parent / f"{entry.name}-run"))
-    logger.info("building bundle %s: training the %s preset into %s", entry.path, cfg.name, run_dir)
-    train_run(cfg, run_dir)
+    say(f"{entry.name}: training the {cfg.name} preset into {run_dir}")
+
+    def epoch_done(epoch: int, epochs: int, fig: dict[str, float]) -> None:
+        say(f"{entry.name}: training epoch {epoch}/{epochs}, val accuracy {fig.get('val_accuracy', 0.0):.3f}")
+
+    train_run(cfg, run_dir, epoch_done)
+    say(f"{entry.name}: exporting to {entry.path}")
     export_run(run_dir, entry.path)
     return entry.path
 
 
-def add_precisions(entry: SuiteBundle) -> None:
+def add_precisions(entry: SuiteBundle, say: Say = _quiet) -> None:
     """Quantize the bundle to each listed precision it lacks (a failure only logs a warning)."""
     from mmedge.bundle import Bundle
 
@@ -147,6 +159,7 @@ def add_precisions(entry: SuiteBundle) -> None:
             from mmedge.exporters.quantize_run import QuantizeOptions, quantize_bundle
 
             target = "tensorrt" if precision == "int8-trt" else "cpu"
+            say(f"{entry.name}: adding {precision} artifacts")
             quantize_bundle(
                 entry.path, QuantizeOptions("int8" if target == "tensorrt" else precision, target)
             )
@@ -188,7 +201,10 @@ def merge_reports(reports: list[BenchReport], title: str, extra_env: dict[str, A
 
 
 def run_suite(
-    path: str | Path, overrides: dict[str, Any] | None = None, out_dir: Path | None = None
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    out_dir: Path | None = None,
+    say: Say = _quiet,
 ) -> tuple[BenchReport, Path]:
     """Build what is missing, benchmark every bundle, write results under the machine-class folder."""
     from mmedge.bench.harness import run_bench
@@ -197,14 +213,15 @@ def run_suite(
     reports, skipped = [], []
     for entry in suite.bundles:
         try:
-            ensure_bundle(entry)
+            ensure_bundle(entry, say)
         except Exception as exc:
             if not entry.optional:
                 raise
             logger.warning("skipping optional bundle '%s': %s", entry.name, exc)
             skipped.append(f"{entry.name}: {type(exc).__name__}: {exc}"[:200])
             continue
-        add_precisions(entry)
+        add_precisions(entry, say)
+        say(f"{entry.name}: benchmarking")
         prefix = f"{entry.name}/" if len(suite.bundles) > 1 else ""
         reports.append(run_bench(_spec(suite, entry, overrides or {}, prefix)))
     if not reports:

@@ -67,7 +67,8 @@ def bench(
         from mmedge.bench.suite import run_suite
 
         overrides = {"warmup": warmup, "iters": iters, "seconds": seconds}
-        result, out_dir = run_suite(suite, overrides, report)
+        with console.status("benchmark suite …", spinner="dots") as status:
+            result, out_dir = run_suite(suite, overrides, report, lambda msg: status.update(f"{msg} …"))
         render(result, [out_dir])
         return
     if bundle is None:

@@ -23,7 +23,7 @@ def split_list(value: str | None) -> list[str] | None:
 
 @handle_errors
 def train(
-    data: str = typer.Option("digits", help="'digits' (built-in) or a JSONL/CSV manifest."),
+    data: str | None = typer.Option(None, help="'digits' (built-in, the default) or a JSONL/CSV manifest."),
     out: Path = typer.Option(Path("runs/run"), "--out", "-o", help="Run directory to write."),
     preset: str = typer.Option("tiny", help="Starting configuration: tiny | edge."),
     config: Path | None = typer.Option(None, help="YAML/TOML/JSON config (overrides the preset)."),
@@ -37,10 +37,11 @@ def train(
     """Train on the built-in dataset or your manifest; writes config, checkpoint and metrics."""
     from mmedge.config import load_config
     from mmedge.models.presets import preset_config
-    from mmedge.train.run import train_run
 
     cfg = load_config(config) if config else preset_config(preset)
-    cfg.data, cfg.name = data, out.name
+    cfg.name = out.name
+    if data:
+        cfg.data = data
     overrides: dict[str, Any] = {"mode": mode, "epochs": epochs, "seed": seed}
     for key, value in overrides.items():
         if value is not None:

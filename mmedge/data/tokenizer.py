@@ -13,19 +13,39 @@ from mmedge.io_utils import atomic_path
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int, out_path: str | Path) -> Path:
-    """Train a BERT-style WordPiece tokenizer on `texts` and save tokenizer.json atomically."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+def build_vocab(texts: Iterable[str], vocab_size: int) -> list[str]:
+    """A deterministic WordPiece vocabulary: specials, every character (+ its ## form), then words by frequency.
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    The `tokenizers` WordPiece trainer breaks ties in a run-dependent order, so the same data could give
+    different ids (and a different trained model); counting words ourselves keeps runs reproducible.
+    """
+    from collections import Counter
+
+    from tokenizers import normalizers, pre_tokenizers
+
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    splitter = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(w for w, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    pieces = [*chars, *(f"##{c}" for c in chars)]
+    budget = max(vocab_size - len(SPECIAL_TOKENS) - len(pieces), 0)
+    ranked = [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1][:budget]
+    return [*SPECIAL_TOKENS, *pieces, *ranked]
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int, out_path: str | Path) -> Path:
+    """Build a BERT-style WordPiece tokenizer from `texts` and save tokenizer.json atomically."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    vocab = build_vocab(texts, vocab_size)
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=1)
-    tok.train_from_iterator(sorted(set(texts)) or ["empty"], trainer=trainer)  # sorted: deterministic
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")),
-                                                 ("[SEP]", tok.token_to_id("[SEP]"))])
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab.index("[CLS]")), ("[SEP]", vocab.index("[SEP]"))])
     with atomic_path(out_path) as tmp:
         tok.save(str(tmp))
     return Path(out_path)

@@ -7,9 +7,13 @@
   (``CPU_SCHEMES``; measurements in the issue note): static QDQ U8S8 per-channel for conv nets and
   MLPs, dynamic per-channel int8 (MatMulInteger) for transformer encoders.
 
-Both keep the audio front-end (everything up to the log-mel ``Log``) in float32 via
-``nodes_to_exclude``: the power spectrum spans ~1e-6…1e4 before the log, far beyond the 256 levels
-of one int8 scale, and the DFT/mel weights are fixed signal processing, not learned features.
+Both keep in float32, via ``nodes_to_exclude`` (``qdq_check.float_nodes``):
+
+* the audio front-end (everything up to the log-mel ``Log``): the power spectrum spans ~1e-6…1e4
+  before the log, far beyond the 256 levels of one int8 scale, and the DFT/mel weights are fixed
+  signal processing, not learned features;
+* for static schemes, GELU-fed MatMul/Gemm (transformer FFN down-projections), whose inputs carry
+  outlier channels; the dynamic scheme re-scales every call and quantizes them too.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from onnxruntime.quantization import (
 
 from mmedge.errors import ExportError, InputError
 from mmedge.exporters.fp16 import frontend_nodes
+from mmedge.exporters.qdq_check import float_nodes
 from mmedge.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,7 @@ class Scheme:
     per_channel: bool = True
     op_types: tuple[str, ...] = ()  # empty: every op type ONNX Runtime can quantize
     quantize_bias: bool = True
+    gelu_float: bool = True  # keep GELU-fed projections float (per-tensor static scales cannot hold outliers)
 
     def to_json(self) -> dict[str, Any]:
         """Settings entry."""
@@ -67,7 +73,7 @@ TRT_SCHEME = Scheme("qdq-s8s8-symmetric", True, "int8", "int8", True, op_types=T
 CPU_SCHEMES: dict[str, Scheme] = {
     "conv": Scheme("qdq-u8s8", True, "uint8", "int8", False),
     "mlp": Scheme("qdq-u8s8", True, "uint8", "int8", False),
-    "transformer": Scheme("dynamic-u8s8", False, "uint8", "int8", False, op_types=("MatMul", "Gather")),
+    "transformer": Scheme("dynamic-u8s8", False, "uint8", "int8", False, op_types=("MatMul",), gelu_float=False),
 }
 _QTYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
 
@@ -153,7 +159,8 @@ def quantize_int8(src: str | Path, dst: str | Path, reader: CalibrationDataReade
     with tempfile.TemporaryDirectory(prefix="mmedge-int8-") as work, atomic_path(dst) as tmp:
         pre = Path(work) / "pre.onnx"
         mode = preprocess(src, pre)
-        exclude = frontend_nodes(onnx.load(str(pre)))
+        pre_model = onnx.load(str(pre))
+        exclude = float_nodes(pre_model) if scheme.gelu_float else frontend_nodes(pre_model)
         try:
             if scheme.static:
                 assert reader is not None

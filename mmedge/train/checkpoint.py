@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mmedge.config import RunConfig, from_dict
 from mmedge.errors import InputError
 from mmedge.io_utils import atomic_path, write_json

@@ -1,16 +1,24 @@
-"""Fine-tuning modes as a registry: each turns (model, config) into a FitPlan (or phases of plans)."""
+"""Fine-tuning modes as a registry: each turns (model, config) into FitPlans (one per phase).
+
+Plans set requires_grad themselves (FitPlan.prepare, run by `fit`), so phases can follow each
+other on the same model. Only encoders with pretrained weights (`pretrained = True`) are ever
+frozen; from-scratch encoders (e.g. the edge audio CNN) train in every mode.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 
 from torch import nn
 
 from mmedge.config import TrainConfig
 from mmedge.errors import ConfigError
 from mmedge.models.classifier import MultimodalClassifier
+from mmedge.train.cache import frozen_part
 from mmedge.train.loop import FitPlan
 
+log = logging.getLogger(__name__)
 PlanBuilder = Callable[[MultimodalClassifier, TrainConfig], list[FitPlan]]
 
 
@@ -19,10 +27,15 @@ def pretrained_modalities(model: MultimodalClassifier) -> set[str]:
     return {m for m in model.modalities if getattr(model.encoder(m), "pretrained", False)}
 
 
+def set_trainable(module: nn.Module, flag: bool) -> None:
+    """Set requires_grad of every parameter of `module`."""
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
 def freeze(module: nn.Module) -> None:
     """Stop gradients for every parameter of `module`."""
-    for p in module.parameters():
-        p.requires_grad_(False)
+    set_trainable(module, False)
 
 
 def trainable(module: nn.Module) -> list[nn.Parameter]:
@@ -30,24 +43,51 @@ def trainable(module: nn.Module) -> list[nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
 
 
-def full_plan(model: MultimodalClassifier, cfg: TrainConfig) -> list[FitPlan]:
-    """Everything trains; pretrained encoders at lr × encoder_lr_mult."""
-    pretrained = pretrained_modalities(model)
-    groups: list[dict[str, object]] = [{"params": trainable(model.head), "lr": cfg.lr}]
+def params_outside(module: nn.Module, exclude: Iterable[nn.Module]) -> list[nn.Parameter]:
+    """Parameters of `module` that belong to none of the `exclude` submodules."""
+    skip = {id(p) for sub in exclude for p in sub.parameters()}
+    return [p for p in module.parameters() if id(p) not in skip]
+
+
+def new_parameters(model: MultimodalClassifier, pretrained: set[str]) -> list[nn.Parameter]:
+    """Head, from-scratch encoders and the projections of pretrained ones (everything but backbones)."""
+    params = list(model.head.parameters())
     for m in model.modalities:
-        lr = cfg.lr * (cfg.encoder_lr_mult if m in pretrained else 1.0)
-        groups.append({"params": trainable(model.encoder(m)), "lr": lr})
-    return [FitPlan(groups)]
+        enc = model.encoder(m)
+        params += params_outside(enc, [frozen_part(enc)]) if m in pretrained else list(enc.parameters())
+    return params
+
+
+def log_scratch(model: MultimodalClassifier, pretrained: set[str], mode: str) -> None:
+    """Say which encoders train from scratch whatever the mode."""
+    scratch = [m for m in model.modalities if m not in pretrained]
+    if scratch:
+        log.info("%s: %s encoder(s) have no pretrained weights and train from scratch", mode,
+                 ", ".join(scratch))
+
+
+def full_plan(model: MultimodalClassifier, cfg: TrainConfig) -> list[FitPlan]:
+    """Everything trains; pretrained backbones at lr × encoder_lr_mult."""
+    pretrained = pretrained_modalities(model)
+    backbones = [frozen_part(model.encoder(m)) for m in sorted(pretrained)]
+    groups: list[dict[str, object]] = [{"params": new_parameters(model, pretrained), "lr": cfg.lr}]
+    groups += [{"params": list(b.parameters()), "lr": cfg.lr * cfg.encoder_lr_mult} for b in backbones]
+    return [FitPlan(groups, phase="full", prepare=lambda: set_trainable(model, True))]
 
 
 def frozen_plan(model: MultimodalClassifier, cfg: TrainConfig) -> list[FitPlan]:
-    """Pretrained encoders frozen (eval mode, embeddings cached); the rest trains."""
+    """Pretrained backbones frozen (eval mode, features cached); projections, head and the rest train."""
     frozen = pretrained_modalities(model)
-    for m in frozen:
-        freeze(model.encoder(m))
-    params = trainable(model.head) + [p for m in model.modalities if m not in frozen
-                                      for p in trainable(model.encoder(m))]
-    return [FitPlan([{"params": params, "lr": cfg.lr}], frozen=frozen)]
+    log_scratch(model, frozen, "frozen")
+
+    def prepare() -> None:
+        set_trainable(model, True)
+        for m in frozen:
+            freeze(frozen_part(model.encoder(m)))
+
+    prepare()
+    groups: list[dict[str, object]] = [{"params": new_parameters(model, frozen), "lr": cfg.lr}]
+    return [FitPlan(groups, frozen=frozen, phase="frozen", prepare=prepare)]
 
 
 MODES: dict[str, PlanBuilder] = {"full": full_plan, "frozen": frozen_plan}

@@ -17,6 +17,7 @@ from mmedge.data.sample import Dataset
 from mmedge.data.tokenizer import train_wordpiece
 from mmedge.errors import InputError
 from mmedge.models.classifier import MultimodalClassifier
+from mmedge.train.cache import EmbeddingStore
 from mmedge.train.checkpoint import save_run
 from mmedge.train.loop import History, ProgressFn, evaluate, fit
 from mmedge.train.modes import build_plans
@@ -72,8 +73,14 @@ def load_splits(cfg: RunConfig) -> dict[str, Dataset]:
     return {split: resolve_dataset(cfg.data, split, limit=cfg.limit) for split in ("train", "val", "test")}
 
 
-def train_run(cfg: RunConfig, out_dir: str | Path, progress: ProgressFn | None = None) -> TrainResult:
-    """Train the configured model and write the run directory."""
+def embedding_store(spec: dict[str, dict[str, Any]], cache_dir: str | Path | None) -> EmbeddingStore | None:
+    """The frozen-feature cache: `cache_dir`, else $MMEDGE_CACHE_DIR or ~/.cache/mmedge/embeddings."""
+    return EmbeddingStore(cache_dir, spec) if cache_dir is not None else EmbeddingStore.default(spec)
+
+
+def train_run(cfg: RunConfig, out_dir: str | Path, progress: ProgressFn | None = None, *,
+              cache_dir: str | Path | None = None) -> TrainResult:
+    """Train the configured model (every phase of its mode) and write the run directory."""
     cfg.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,14 +95,21 @@ def train_run(cfg: RunConfig, out_dir: str | Path, progress: ProgressFn | None =
     pre = Preprocessor(cfg.model.modalities, spec, root=out)
     tensors = {name: tensorize(ds, pre) for name, ds in splits.items()}
     model = MultimodalClassifier(cfg.model, len(labels), vocab)
+    store = embedding_store(spec, cache_dir)
+    plans = build_plans(model, cfg.train)
     history = History()
-    for plan in build_plans(model, cfg.train):
-        history = fit(model, tensors["train"], tensors["val"], cfg.train, plan, len(labels), progress)
-    test = evaluate(model, tensors["test"], len(labels))
+    for plan in plans:
+        log.info("phase %s: %d epochs", plan.phase, plan.epochs or cfg.train.epochs)
+        fit(model, tensors["train"], tensors["val"], cfg.train, plan, len(labels), progress, history=history,
+            store=store)
+    test = evaluate(model, tensors["test"], len(labels), store=store, cached=plans[-1].frozen)
     seconds = time.perf_counter() - started
     metrics = {"test": test, "best_epoch": history.best_epoch, "val_accuracy": history.best_val_accuracy,
-               "train_seconds": round(seconds, 2), "history": history.epochs,
-               "requires_all_modalities": model.head.requires_all}
+               "train_seconds": round(seconds, 2), "mode": cfg.train.mode, "phases": history.phases,
+               "history": history.epochs, "requires_all_modalities": model.head.requires_all}
+    if store is not None:
+        metrics["embedding_cache"] = {"dir": str(store.root), "hits": store.hits, "misses": store.misses}
     save_run(out, cfg, model, labels, spec, vocab, metrics)
-    log.info("trained %s in %.1fs: test accuracy %.4f", cfg.name, seconds, test["all"]["accuracy"])
+    log.info("trained %s (%s) in %.1fs: test accuracy %.4f", cfg.name, cfg.train.mode, seconds,
+             test["all"]["accuracy"])
     return TrainResult(out, metrics, history, seconds)

@@ -13,11 +13,12 @@ from mmedge.data.sample import Dataset
 
 @dataclass
 class SplitTensors:
-    """All model inputs of one split: named tensors, availability mask [N, M], labels [N]."""
+    """All model inputs of one split: named tensors, availability mask [N, M], labels [N], dataset name."""
 
     inputs: dict[str, torch.Tensor]
     available: torch.Tensor
     labels: torch.Tensor
+    name: str = ""
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -38,7 +39,8 @@ def tensorize(dataset: Dataset, pre: Preprocessor, chunk: int = 256) -> SplitTen
         assert batch.labels is not None, "training data must be labelled"
         labels.append(batch.labels)
     inputs = {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
-    return SplitTensors(inputs, torch.from_numpy(np.concatenate(present)), torch.from_numpy(np.concatenate(labels)))
+    available = torch.from_numpy(np.concatenate(present))
+    return SplitTensors(inputs, available, torch.from_numpy(np.concatenate(labels)), dataset.name)
 
 
 def modality_dropout(available: torch.Tensor, rate: float, generator: torch.Generator) -> torch.Tensor:
