@@ -68,7 +68,7 @@ class TrainConfig:
     mode: str = "full"  # full | frozen | lp-ft | partial | lora
     epochs: int = 40
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 2e-3
     encoder_lr_mult: float = 1.0
     weight_decay: float = 1e-4
     modality_dropout: float = 0.3
@@ -153,7 +153,7 @@ def load_config(path: str | Path) -> RunConfig:
             try:
                 import tomllib
             except ModuleNotFoundError:  # Python 3.10 (JetPack 6)
-                import tomli as tomllib
+                import tomli as tomllib  # type: ignore[no-redef]
             data = tomllib.loads(text)
         elif path.suffix == ".json":
             data = json.loads(text)

@@ -76,4 +76,4 @@ def compare_backends(bundle: Path, evaluate_bundle: Callable[..., Any]) -> dict[
     return {"onnxruntime_accuracy": ort.subsets["all"]["accuracy"], "torch_accuracy": ref.subsets["all"]["accuracy"],
             "max_abs_logit_diff": float(np.abs(ort.logits - ref.logits).max()),
             "argmax_identical": bool((ort.logits.argmax(1) == ref.logits.argmax(1)).all()),
-            "n": int(len(ort.logits))}
+            "n": len(ort.logits)}

@@ -42,7 +42,7 @@ def test_altered_file(tiny_bundle: Path):
 def test_not_a_bundle(tmp_path: Path):
     with pytest.raises(BundleError, match="bundle folder not found"):
         Bundle.load(tmp_path / "nope")
-    with pytest.raises(BundleError, match="bundle.json is missing"):
+    with pytest.raises(BundleError, match=r"bundle\.json is missing"):
         Bundle.load(tmp_path)
 
 
@@ -68,5 +68,5 @@ def test_invalid_json(tiny_bundle: Path):
 
 def test_missing_precision_names_the_fix(tiny_bundle: Path):
     bundle = Bundle.load(tiny_bundle)
-    with pytest.raises(BundleError, match="mmedge quantize .* --precision int8"):
+    with pytest.raises(BundleError, match=r"mmedge quantize .* --precision int8"):
         bundle.artifact("image", "int8")

@@ -25,14 +25,9 @@ CostCache = dict[tuple[str, str, tuple[tuple[str, tuple[int, ...]], ...]], Cost]
 POWER_NOTE_ABSENT = "not measured: tegrastats is not on PATH (power is measured on NVIDIA Jetson only)"
 
 
-def component_shapes(
-    bundle: Bundle, batch: Batch, modalities: list[str]
-) -> dict[str, dict[str, tuple[int, ...]]]:
+def component_shapes(bundle: Bundle, batch: Batch, modalities: list[str]) -> dict[str, dict[str, tuple[int, ...]]]:
     """Concrete input shapes of each benchmarked encoder and of the fusion head for this batch."""
-    shapes = {
-        m: {name: tuple(int(d) for d in arr.shape) for name, arr in batch.feeds[m].items()}
-        for m in modalities
-    }
+    shapes = {m: {name: tuple(int(d) for d in arr.shape) for name, arr in batch.feeds[m].items()} for m in modalities}
     head = bundle.components[HEAD]
     shapes[HEAD] = {s.name: tuple(int(d) for d in s.resolve({"batch": len(batch)})) for s in head.inputs}
     return shapes
@@ -144,9 +139,7 @@ def measure_power(
     return out
 
 
-def power_record(
-    samples: list[Any], idle: list[Any], duration_s: float, calls: int, batch: int
-) -> dict[str, Any]:
+def power_record(samples: list[Any], idle: list[Any], duration_s: float, calls: int, batch: int) -> dict[str, Any]:
     """Mean/idle power and energy per call and per item from tegrastats samples of one window."""
     from mmedge.bench.tegrastats import energy_per_inference, mean_power_mw, power_source
 

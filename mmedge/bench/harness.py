@@ -9,6 +9,7 @@ by the torch backend, when a torch configuration is loaded.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from mmedge.bench.plan import COMPILE, BenchSpec, check_spec, plan_configs, reso
 from mmedge.bench.report import BenchConfig, BenchReport, BenchResult, failed_stats
 from mmedge.bench.stats import instability_warning, summarize
 from mmedge.bench.summary import ordered_stages, write_outputs
-from mmedge.bench.workload import Workload, build_workload, load_samples, median_batch
+from mmedge.bench.workload import Workload, build_workload, load_samples, median_batch, split_arg
 from mmedge.errors import InputError, MmedgeError
 
 if TYPE_CHECKING:
@@ -49,9 +50,7 @@ def _rss_mb() -> float | None:
     return float(psutil.Process().memory_info().rss) / 2**20
 
 
-def load_pipeline(
-    spec: BenchSpec, backend: str, precision: str
-) -> tuple[Pipeline | None, str | None, float | None]:
+def load_pipeline(spec: BenchSpec, backend: str, precision: str) -> tuple[Pipeline | None, str | None, float | None]:
     """(pipeline, error, RSS growth in MiB) of one configuration; torch.compile failures become an error."""
     from mmedge.pipeline import Pipeline
 
@@ -81,9 +80,7 @@ def _label(spec: BenchSpec, bundle: Bundle, backend: str, precision: str, batch:
     return label if mods == list(bundle.modalities) else f"{label}/{'+'.join(mods)}"
 
 
-def _result(
-    c: Contender, batch: int, peak: float | None, costs: dict[str, Any], mods: list[str]
-) -> BenchResult:
+def _result(c: Contender, batch: int, peak: float | None, costs: dict[str, Any], mods: list[str]) -> BenchResult:
     """BenchResult of one measured (or failed) contender."""
     samples = c.times.samples(HEADLINE)
     if c.error is not None or not samples:
@@ -188,7 +185,7 @@ def _attach_accuracy(
     """Accuracy of each configuration's pipeline on the split (torch.compile: the eager model's)."""
     from mmedge.data.manifest import resolve_dataset
 
-    dataset = resolve_dataset(spec.data, spec.split, spec.seed)
+    dataset = resolve_dataset(spec.data, split_arg(spec.split), spec.seed)
     key = annotate.accuracy_key(bundle.modalities, mods)
     scores: dict[tuple[str, str], float] = {}
     for (backend, precision), (pipe, _, _) in loaded.items():
@@ -220,8 +217,18 @@ def _env(spec: BenchSpec, bundle: Bundle, mods: list[str], plan: list[tuple[str,
         "pool": spec.pool,
         "clock": getattr(spec.timer_factory, "name", getattr(spec.timer_factory, "__name__", "?")),
         "interleaved": "round-robin, rotated start, per phase",
+        "headline": "model compute",
+        "loadavg_start": _loadavg(),
     }
     return env
+
+
+def _loadavg() -> list[float] | None:
+    """1, 5 and 15 minute system load averages (None where the OS has none): a busy machine distorts latency."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def run_bench(spec: BenchSpec) -> BenchReport:
@@ -257,6 +264,7 @@ def run_bench(spec: BenchSpec) -> BenchReport:
             if pipe is not None:
                 pipe.close()
     env["peak_rss_mb"] = peak_rss_mb()
+    env["bench"]["loadavg_end"] = _loadavg()
     title = spec.title or f"mmedge bench: {bundle.name} ({bundle.provenance.get('preset', '?')} preset)"
     report = BenchReport(env, results, reference=results[0].config.key, title=title)
     write_outputs(report, spec.json_path, spec.report_dir)

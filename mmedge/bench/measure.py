@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 HEADLINE = "model"
 PHASES: tuple[str, ...] = ("model", "other", "preprocess", "e2e")
 ERROR_CHARS = 300
+PRIME_BATCHES = 8
 TIMER_FACTORIES: dict[str, Callable[[], Timer]] = {}
 
 
@@ -207,14 +208,14 @@ def _round(runner: PhaseRunner, contenders: list[Contender], r: int, record: boo
                 c.fail(exc, f"{phase} phase")
 
 
-def prime(runner: PhaseRunner, contenders: list[Contender]) -> None:
-    """Run each contender once over every distinct batch (loads lazily-built kernels, compiles,
-    and catches configurations that cannot run before any timing)."""
+def prime(runner: PhaseRunner, contenders: list[Contender], batches: int = PRIME_BATCHES) -> None:
+    """Run each contender over its first distinct batches (loads lazily built kernels, lets torch.compile
+    see varied shapes, and catches configurations that cannot run, before any timing)."""
     for c in contenders:
         if not c.active:
             continue
         try:
-            for k in range(len(runner.workload)):
+            for k in range(min(batches, len(runner.workload))):
                 runner.run(HEADLINE, c, k, record=False)
             for phase in runner.settings.phases[1:]:
                 runner.run(phase, c, 0, record=False)

@@ -82,9 +82,7 @@ def resolve_modalities(bundle: Bundle, wanted: list[str] | None) -> list[str]:
         return list(bundle.modalities)
     unknown = [m for m in wanted if m not in bundle.modalities]
     if unknown:
-        raise InputError(
-            f"bundle has no {', '.join(unknown)} encoder (its modalities: {', '.join(bundle.modalities)})"
-        )
+        raise InputError(f"bundle has no {', '.join(unknown)} encoder (its modalities: {', '.join(bundle.modalities)})")
     mods = [m for m in bundle.modalities if m in wanted]
     if bundle.requires_all_modalities and len(mods) < len(bundle.modalities):
         raise InputError(
@@ -114,22 +112,16 @@ def plan_configs(spec: BenchSpec, bundle: Bundle, modalities: list[str]) -> list
         if backend not in known:
             raise InputError(f"unknown backend '{backend}' (choose from: {', '.join(known)})")
         if precision not in PRECISIONS and not precision.startswith("int8"):
-            raise InputError(
-                f"unknown precision '{precision}' (choose from: {', '.join(PRECISIONS)}, int8-trt)"
-            )
+            raise InputError(f"unknown precision '{precision}' (choose from: {', '.join(PRECISIONS)}, int8-trt)")
         if split_backend(backend)[0] == "torch":
             if precision != "fp32":
                 if spec.configs:
-                    raise InputError(
-                        f"{backend} runs fp32 only (the reference); {precision} runs on onnxruntime"
-                    )
+                    raise InputError(f"{backend} runs fp32 only (the reference); {precision} runs on onnxruntime")
                 logger.info("skipping %s %s: the torch backend is the fp32 reference", backend, precision)
                 continue
         elif not _has_precision(bundle, precision, components):
             if spec.missing_precisions == "skip":
-                logger.warning(
-                    "skipping %s %s: the bundle has no %s artifacts", backend, precision, precision
-                )
+                logger.warning("skipping %s %s: the bundle has no %s artifacts", backend, precision, precision)
                 continue
             missing = next(c for c in components if precision not in bundle.components[c].artifacts)
             bundle.artifact(missing, precision)  # raises BundleError naming the fix

@@ -84,7 +84,8 @@ def latency_plot(report: BenchReport, path: Path) -> Path:
             fontsize=7,
         )
     ax.invert_yaxis()
-    ax.set_xlabel("end-to-end latency (ms)")
+    headline = (report.env.get("bench") or {}).get("headline", "end-to-end")
+    ax.set_xlabel(f"{headline} latency (ms)")
     ax.set_title(f"{report.title}: latency per configuration")
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)

@@ -122,9 +122,7 @@ def ensure_bundle(entry: SuiteBundle, say: Say = _quiet) -> Path:
     if (entry.path / "bundle.json").is_file():
         return entry.path
     if not entry.build:
-        raise InputError(
-            f"bundle {entry.path} does not exist and the suite gives no 'build' for '{entry.name}'"
-        )
+        raise InputError(f"bundle {entry.path} does not exist and the suite gives no 'build' for '{entry.name}'")
     from mmedge.exporters.export_run import export_run
     from mmedge.models.presets import preset_config
     from mmedge.train.run import train_run
@@ -160,13 +158,9 @@ def add_precisions(entry: SuiteBundle, say: Say = _quiet) -> None:
 
             target = "tensorrt" if precision == "int8-trt" else "cpu"
             say(f"{entry.name}: adding {precision} artifacts")
-            quantize_bundle(
-                entry.path, QuantizeOptions("int8" if target == "tensorrt" else precision, target)
-            )
+            quantize_bundle(entry.path, QuantizeOptions("int8" if target == "tensorrt" else precision, target))
         except (MmedgeError, ImportError) as exc:
-            logger.warning(
-                "%s: could not add %s artifacts (%s); that precision is skipped", entry.name, precision, exc
-            )
+            logger.warning("%s: could not add %s artifacts (%s); that precision is skipped", entry.name, precision, exc)
 
 
 def _spec(suite: Suite, entry: SuiteBundle, overrides: dict[str, Any], prefix: str) -> Any:

@@ -93,9 +93,7 @@ def power_lines(report: BenchReport) -> list[str]:
     """Markdown lines about power: a table on Jetson, else the note saying why it is absent."""
     measured = [r for r in report.results if r.power and r.power.get("mean_mw") is not None]
     if not measured:
-        notes = {
-            str(r.config.extra.get("power_note")) for r in report.results if r.config.extra.get("power_note")
-        }
+        notes = {str(r.config.extra.get("power_note")) for r in report.results if r.config.extra.get("power_note")}
         return [f"Power: {n}." for n in sorted(notes)] or ["Power: not measured."]
     lines = [
         "| config | mean mW | idle mW | mJ / call | mJ / item | dynamic mJ / call |",
@@ -117,6 +115,11 @@ def _table(columns: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     return out + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
 
 
+def _load(values: list[float] | None) -> str:
+    """The 1-minute load average, '?' when unknown."""
+    return f"{values[0]:.1f}" if values else "?"
+
+
 def setup_lines(report: BenchReport) -> list[str]:
     """How the numbers were measured, from the report's environment record."""
     bench = report.env.get("bench") or {}
@@ -136,7 +139,9 @@ def setup_lines(report: BenchReport) -> list[str]:
         "",
         f"CPU: {cpu.get('model') or '?'}; ISA: {isa}; estimated fp32 peak "
         f"{_num(cpu.get('peak_gflops_estimate'), '.0f')} GFLOP/s ({cpu.get('peak_gflops_assumption', '?')}); "
-        f"peak RSS {_num(report.env.get('peak_rss_mb'), '.0f')} MiB.",
+        f"peak RSS {_num(report.env.get('peak_rss_mb'), '.0f')} MiB; system load average (1 min) at start / end "
+        f"{_load(bench.get('loadavg_start'))} / {_load(bench.get('loadavg_end'))} on "
+        f"{(cpu.get('cores') or {}).get('usable', '?')} usable cores.",
     ]
 
 
@@ -191,9 +196,20 @@ def write_outputs(report: BenchReport, json_path: Path | None, report_dir: Path 
         written.append(write_markdown(report, report_dir / "results.md"))
         if any(r.samples_ms for r in report.results):
             written.append(plot_latency(report, report_dir / "latency.png"))
-        if any(r.accuracy is not None for r in report.results):
-            written.append(plot_pareto(report, report_dir / "pareto.png"))
+        pareto = pareto_report(report)
+        if pareto is not None:
+            written.append(plot_pareto(pareto, report_dir / "pareto.png"))
     return written
+
+
+def pareto_report(report: BenchReport) -> BenchReport | None:
+    """The results with accuracy at the smallest batch size (latency per call is comparable there)."""
+    scored = [r for r in report.results if r.accuracy is not None and not r.failed]
+    if not scored:
+        return None
+    batch = min(r.config.batch for r in scored)
+    kept = [r for r in scored if r.config.batch == batch]
+    return BenchReport(report.env, kept, report.reference, f"{report.title} (batch {batch})")
 
 
 def rich_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> Table:

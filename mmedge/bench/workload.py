@@ -57,12 +57,10 @@ def load_samples(data: str, split: str, modalities: list[str], pool: int, seed: 
     if pool < 1:
         raise InputError(f"the sample pool must hold at least 1 sample, got {pool}")
     limit = pool * 4 if data == "digits" else None  # digits: some samples lack text
-    dataset = resolve_dataset(data, split, seed, limit=limit)
+    dataset = resolve_dataset(data, split_arg(split), seed, limit=limit)
     dropped: dict[str, Any] = {m: None for m in ("text", "image", "audio") if m not in modalities}
     kept = [
-        dataclasses.replace(s, **dropped)
-        for s in dataset.samples
-        if all(getattr(s, m) is not None for m in modalities)
+        dataclasses.replace(s, **dropped) for s in dataset.samples if all(getattr(s, m) is not None for m in modalities)
     ]
     if not kept:
         raise InputError(
@@ -78,6 +76,11 @@ def load_samples(data: str, split: str, modalities: list[str], pool: int, seed: 
         "+".join(modalities),
     )
     return kept[:pool]
+
+
+def split_arg(split: str) -> str | None:
+    """The split to load: 'all' means every row of a manifest (the digits default split otherwise)."""
+    return None if split == "all" else split
 
 
 def sample_batches(samples: list[Sample], batch: int) -> list[list[Sample]]:

@@ -34,8 +34,8 @@ def bench(
     ),
     precisions: str = typer.Option("fp32", help="Comma list: fp32, fp16, int8, int8-trt (torch: fp32 only)."),
     batch: str = typer.Option("1", "--batch", help="Comma list of batch sizes, e.g. 1,8."),
-    warmup: int | None = typer.Option(None, help="Warm-up rounds, not measured [default: 10]."),
-    iters: int | None = typer.Option(None, help="Measured rounds [default: 100]."),
+    warmup: int | None = typer.Option(None, help="Warm-up rounds, not measured (default: 10)."),
+    iters: int | None = typer.Option(None, help="Measured rounds (default: 100)."),
     seconds: float | None = typer.Option(None, help="Measure for this many seconds instead of --iters."),
     threads: int | None = typer.Option(None, help="Intra-op threads per session (default: the runtime's)."),
     modalities: str | None = typer.Option(None, help="Comma list, e.g. text,image (default: all)."),
@@ -44,16 +44,14 @@ def bench(
         True, "--stages/--no-stages", help="Also time the other encoder mode, preprocessing and end to end."
     ),
     data: str = typer.Option("digits", help="Inputs: 'digits' (built-in) or a JSONL/CSV manifest."),
-    split: str = typer.Option("test", help="Split of --data whose real samples are used."),
+    split: str = typer.Option("test", help="Split of --data whose real samples are used (all: every row)."),
     accuracy: bool = typer.Option(False, "--accuracy", help="Also evaluate each configuration on --split."),
     power: bool | None = typer.Option(
-        None, "--power/--no-power", help="Jetson power via tegrastats [default: when tegrastats exists]."
+        None, "--power/--no-power", help="Jetson power via tegrastats (default: when tegrastats exists)."
     ),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="Add a torch.compile row."),
     json_file: Path | None = typer.Option(None, "--json", help="Write the results as JSON to FILE."),
-    report: Path | None = typer.Option(
-        None, "--report", help="Write results.json, results.md and PNG plots to DIR."
-    ),
+    report: Path | None = typer.Option(None, "--report", help="Write results.json, results.md and PNG plots to DIR."),
     suite: Path | None = typer.Option(
         None, "--suite", help="Run a benchmark suite (YAML), e.g. benchmarks/suite.yaml."
     ),

@@ -38,10 +38,4 @@ def main(
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"mmedge.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a command module not written yet in this checkout
-        if _exc.name != f"mmedge.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"mmedge.cli.{_name}").register(app)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mmedge.data.audio import load_audio, fit_audio
+from mmedge.data.audio import fit_audio, load_audio
 from mmedge.data.image import load_image, normalize_image
 from mmedge.data.sample import Sample
 from mmedge.data.tokenizer import TextTokenizer

@@ -58,6 +58,8 @@ class LogMel(nn.Module):
         super().__init__()
         self.n_freq = n_fft // 2 + 1
         self.hop = hop
+        self.kernels: torch.Tensor
+        self.mel: torch.Tensor
         self.register_buffer("kernels", torch.from_numpy(dft_kernels(n_fft)))
         self.register_buffer("mel", torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels)))
 

@@ -191,6 +191,7 @@ def fit(model: MultimodalClassifier, train: SplitTensors, val: SplitTensors, cfg
         figures = {"epoch": float(offset + epoch), "phase": float(len(history.phases)), "loss": loss,
                    "val_accuracy": val_acc}
         history.epochs.append(figures)
+        log.debug("%s epoch %d/%d: loss %.4f, val accuracy %.4f", plan.phase, epoch, epochs, loss, val_acc)
         if progress:
             progress(epoch, epochs, figures)
         if val_acc > history.best_val_accuracy:

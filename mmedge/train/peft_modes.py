@@ -137,8 +137,8 @@ def lora_plan(model: MultimodalClassifier, cfg: TrainConfig) -> list[FitPlan]:
     adapter_params = lora_params()
     ids = {id(p) for p in adapter_params}
     rest = [p for p in new_parameters(model, pretrained) if id(p) not in ids]
-    log.info("lora: rank %d on %d layers, %d trainable adapter weights", cfg.lora_rank,
-             sum(len(a.peft_config["default"].target_modules) for a in adapters.values()),
+    layers = sum(hasattr(sub, "lora_A") for part in parts.values() for sub in part.modules())
+    log.info("lora: rank %d on %d layers, %d trainable adapter weights", cfg.lora_rank, layers,
              sum(p.numel() for p in adapter_params))
     groups: list[dict[str, object]] = [{"params": rest, "lr": cfg.lr},
                                        {"params": adapter_params, "lr": cfg.lr * LORA_LR_MULT}]

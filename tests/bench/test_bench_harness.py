@@ -82,9 +82,7 @@ def test_cost_model_and_concurrency(report: BenchReport) -> None:
         conc = r.config.extra["concurrency"]
         per = [r.stages[s].p50_ms for s in ENCODERS]
         assert conc["sum_of_encoders_p50_ms"] == pytest.approx(sum(per))
-        assert conc["concurrent_over_slowest"] == pytest.approx(
-            r.stages["encoders.concurrent"].p50_ms / max(per)
-        )
+        assert conc["concurrent_over_slowest"] == pytest.approx(r.stages["encoders.concurrent"].p50_ms / max(per))
         assert r.config.extra["power_note"]  # no tegrastats here
         assert r.power is None
 
@@ -155,9 +153,7 @@ def test_subset_of_modalities_and_batch(tiny_bundle_pristine: Path) -> None:
 
 def test_seconds_budget_and_accuracy(tiny_bundle_pristine: Path) -> None:
     rep = run_bench(
-        BenchSpec(
-            tiny_bundle_pristine, ["onnxruntime"], warmup=0, seconds=0.05, stages=False, pool=4, accuracy=True
-        )
+        BenchSpec(tiny_bundle_pristine, ["onnxruntime"], warmup=0, seconds=0.05, stages=False, pool=4, accuracy=True)
     )
     (r,) = rep.results
     assert r.stats.count >= 1 and rep.env["bench"]["seconds"] == 0.05
@@ -177,9 +173,7 @@ def test_seconds_budget_and_accuracy(tiny_bundle_pristine: Path) -> None:
         ({"mode": "parallel"}, InputError, "unknown mode"),
     ],
 )
-def test_bad_input_is_one_clear_error(
-    tiny_bundle_pristine: Path, changes: dict, error: type, text: str
-) -> None:
+def test_bad_input_is_one_clear_error(tiny_bundle_pristine: Path, changes: dict, error: type, text: str) -> None:
     with pytest.raises(error) as info:
         run_bench(BenchSpec(tiny_bundle_pristine, **changes))
     assert text in str(info.value) and "\n" not in str(info.value)
@@ -192,9 +186,7 @@ def test_missing_bundle(tmp_path: Path) -> None:
         compare_latency(tmp_path / "nope", [])
 
 
-def test_power_requested_without_tegrastats(
-    tiny_bundle_pristine: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_power_requested_without_tegrastats(tiny_bundle_pristine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(MmedgeError, match="tegrastats"):
         run_bench(BenchSpec(tiny_bundle_pristine, ["onnxruntime"], power=True))

@@ -78,9 +78,7 @@ def test_failed_row_renders(tmp_path: Path) -> None:
     from mmedge.bench.harness import _result
     from mmedge.bench.report import save_json
 
-    c = Contender(
-        BenchConfig("torch-compile", "fp32", label="torch-compile/fp32/b1"), None, error="load: boom"
-    )
+    c = Contender(BenchConfig("torch-compile", "fp32", label="torch-compile/fp32/b1"), None, error="load: boom")
     result = _result(c, 1, None, {}, ["image"])
     assert result.failed and result.stats.count == 0 and result.ratio_to_reference is None
     report = BenchReport({}, [result], reference=result.config.key)
