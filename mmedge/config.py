@@ -66,13 +66,14 @@ class TrainConfig:
     """The fine-tuning loop."""
 
     mode: str = "full"  # full | frozen | lp-ft | partial | lora
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 64
     lr: float = 2e-3
     encoder_lr_mult: float = 1.0
     weight_decay: float = 1e-4
     modality_dropout: float = 0.3
-    patience: int = 8
+    unimodal_loss: float = 2.0  # weight of the head's loss with each single modality present
+    patience: int = 10
     seed: int = 0
     threads: int | None = None
     partial_blocks: int = 1

@@ -89,7 +89,7 @@ def _result(c: Contender, batch: int, peak: float | None, costs: dict[str, Any],
     stages = ordered_stages({k: v for k, v in c.times.summarize(batch).items() if k != HEADLINE})
     c.config.extra["compute"] = annotate.compute_figures(costs, stats, stages, peak)
     c.config.extra["concurrency"] = annotate.concurrency_figures(stages, mods)
-    warning = instability_warning(stats, label=f"{c.config.key} model latency")
+    warning = instability_warning(stats, label="model latency")
     if warning:
         logger.info(warning)  # stored in the result; the CLI prints it
     total = sum(costs.values(), Cost(0, 0, {}))
@@ -196,6 +196,8 @@ def _attach_accuracy(
         if not r.failed:
             r.accuracy = scores.get((name, r.config.precision))
             r.accuracy_metric = f"accuracy ({spec.data}:{spec.split}, {key})"
+            if r.config.backend == COMPILE:
+                r.config.extra["accuracy_note"] = "the eager model's accuracy (same weights)"
 
 
 def _env(spec: BenchSpec, bundle: Bundle, mods: list[str], plan: list[tuple[str, str]]) -> dict[str, Any]:

@@ -145,6 +145,17 @@ def setup_lines(report: BenchReport) -> list[str]:
     ]
 
 
+def suite_lines(report: BenchReport) -> list[str]:
+    """How to reproduce a suite's report, and which bundles it had to skip."""
+    suite = report.env.get("bench_suite")
+    if not suite:
+        return []
+    lines = [f"Reproduce on this machine class (`{suite.get('machine_class')}`): `make bench` "
+             f"(= `{suite.get('command')}`).", ""]  # fmt: skip
+    lines += [f"- skipped bundle {s}" for s in suite.get("skipped") or []]
+    return ["", *lines]
+
+
 def bench_markdown(report: BenchReport) -> str:
     """Self-contained Markdown: setup, results, cost model, concurrency, power, stages, environment."""
     for r in report.results:
@@ -152,7 +163,7 @@ def bench_markdown(report: BenchReport) -> str:
     base = to_markdown(report)
     head, sep, rest = base.partition("\n## ")
     title, _, table = head.partition("\n")
-    extra = ["", *setup_lines(report), ""]
+    extra = ["", *setup_lines(report), *suite_lines(report), ""]
     more = [
         "",
         "## Cost model and achieved throughput",
@@ -251,7 +262,7 @@ def terminal_tables(report: BenchReport) -> list[Table]:
 def notes(report: BenchReport) -> list[str]:
     """Failures, instability warnings and power notes, one line each, for the terminal."""
     lines = [f"{r.config.key} failed: {r.error}" for r in report.results if r.failed]
-    lines += [w for r in report.results for w in r.warnings]
+    lines += [f"{r.config.key}: {w}" for r in report.results for w in r.warnings]
     return lines + [line for line in power_lines(report) if line.startswith("Power:")]
 
 

@@ -62,6 +62,7 @@ class Scheme:
     op_types: tuple[str, ...] = ()  # empty: every op type ONNX Runtime can quantize
     quantize_bias: bool = True
     gelu_float: bool = True  # keep GELU-fed projections float (per-tensor static scales cannot hold outliers)
+    quantize_outputs: bool = True  # False: Q/DQ only on the inputs of the quantized ops
 
     def to_json(self) -> dict[str, Any]:
         """Settings entry."""
@@ -69,11 +70,12 @@ class Scheme:
 
 
 TRT_SCHEME = Scheme("qdq-s8s8-symmetric", True, "int8", "int8", True, op_types=TRT_OP_TYPES,
-                    quantize_bias=False)
+                    quantize_bias=False, quantize_outputs=False)
 CPU_SCHEMES: dict[str, Scheme] = {
     "conv": Scheme("qdq-u8s8", True, "uint8", "int8", False),
     "mlp": Scheme("qdq-u8s8", True, "uint8", "int8", False),
-    "transformer": Scheme("dynamic-u8s8", False, "uint8", "int8", False, op_types=("MatMul",), gelu_float=False),
+    "transformer": Scheme("dynamic-u8s8", False, "uint8", "int8", False, op_types=("MatMul", "Gather"),
+                          gelu_float=False),
 }
 _QTYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
 
@@ -131,6 +133,8 @@ def _static(src: Path, dst: Path, scheme: Scheme, reader: CalibrationDataReader,
             exclude: list[str]) -> None:
     extra: dict[str, Any] = {"ActivationSymmetric": scheme.symmetric_activations, "WeightSymmetric": True,
                              "QuantizeBias": scheme.quantize_bias}
+    if not scheme.quantize_outputs:
+        extra["OpTypesToExcludeOutputQuantization"] = list(scheme.op_types)
     if method == "percentile":
         extra["CalibPercentile"] = 99.999
     reader.rewind()

@@ -97,9 +97,9 @@ def encode_split(model: MultimodalClassifier, data: SplitTensors, modalities: se
     return {m: project_features(model.encoder(m), f) for m, f in features.items()}
 
 
-def forward_rows(model: MultimodalClassifier, data: SplitTensors, idx: torch.Tensor, present: torch.Tensor,
-                 cache: Features) -> torch.Tensor:
-    """Logits for rows `idx`; modalities in `cache` use their cached features + projection."""
+def embed_rows(model: MultimodalClassifier, data: SplitTensors, idx: torch.Tensor,
+               cache: Features) -> list[torch.Tensor]:
+    """Embeddings of rows `idx` per modality; modalities in `cache` use their cached features + projection."""
     embeddings = []
     for m in model.modalities:
         enc = model.encoder(m)
@@ -107,7 +107,31 @@ def forward_rows(model: MultimodalClassifier, data: SplitTensors, idx: torch.Ten
             embeddings.append(project_features(enc, cache[m][idx]))
         else:
             embeddings.append(enc(*(data.inputs[s.name][idx] for s in enc.input_specs())))
-    return model.head(*embeddings, present)  # type: ignore[no-any-return]
+    return embeddings
+
+
+def forward_rows(model: MultimodalClassifier, data: SplitTensors, idx: torch.Tensor, present: torch.Tensor,
+                 cache: Features) -> torch.Tensor:
+    """Logits for rows `idx` under the presence mask `present`."""
+    return model.head(*embed_rows(model, data, idx, cache), present)  # type: ignore[no-any-return]
+
+
+def unimodal_loss(model: MultimodalClassifier, embeddings: list[torch.Tensor], available: torch.Tensor,
+                  labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the head with each single available modality present.
+
+    Trains every encoder (and the head) to stand on its own, so the fused model keeps close to
+    each modality's standalone accuracy when the others are missing; the encoders run once.
+    """
+    losses = []
+    for j in range(len(model.modalities)):
+        rows = available[:, j] > 0
+        if bool(rows.any()):
+            only = torch.zeros_like(available[rows])
+            only[:, j] = 1.0
+            logits = model.head(*(e[rows] for e in embeddings), only)
+            losses.append(nn.functional.cross_entropy(logits, labels[rows]))
+    return torch.stack(losses).mean()
 
 
 @torch.no_grad()
@@ -156,8 +180,12 @@ def _train_epoch(model: MultimodalClassifier, train: SplitTensors, cfg: TrainCon
     total = 0.0
     for start in range(0, len(train), cfg.batch_size):
         idx = order[start : start + cfg.batch_size]
-        present = modality_dropout(train.available[idx], cfg.modality_dropout, gen)
-        loss = loss_fn(forward_rows(model, train, idx, present, cache), train.labels[idx])
+        available, labels = train.available[idx], train.labels[idx]
+        present = modality_dropout(available, cfg.modality_dropout, gen)
+        embeddings = embed_rows(model, train, idx, cache)
+        loss = loss_fn(model.head(*embeddings, present), labels)
+        if cfg.unimodal_loss > 0 and len(model.modalities) > 1:
+            loss = loss + cfg.unimodal_loss * unimodal_loss(model, embeddings, available, labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -180,13 +208,15 @@ def fit(model: MultimodalClassifier, train: SplitTensors, val: SplitTensors, cfg
     gen = torch.Generator().manual_seed(cfg.seed + len(history.phases) - 1)
     groups = [g for g in plan.param_groups if g["params"]]
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)  # type: ignore[arg-type]
+    epochs = plan.epochs or cfg.epochs
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)  # calmer late epochs
     train_cache = split_features(model, train, plan.frozen, store=store)
     val_cache = split_features(model, val, plan.frozen, store=store)
     best_state, stale, offset = copy.deepcopy(model.state_dict()), 0, len(history.epochs)
-    epochs = plan.epochs or cfg.epochs
     for epoch in range(1, epochs + 1):
         set_train_mode(model, plan.frozen)
         loss = _train_epoch(model, train, cfg, train_cache, optimizer, gen)
+        schedule.step()
         val_acc = _val_accuracy(model, val, val_cache)
         figures = {"epoch": float(offset + epoch), "phase": float(len(history.phases)), "loss": loss,
                    "val_accuracy": val_acc}

@@ -195,3 +195,24 @@ def test_power_requested_without_tegrastats(tiny_bundle_pristine: Path, monkeypa
 def test_no_nan_in_json(report: BenchReport) -> None:
     text = json.dumps(report.to_json(), allow_nan=False)  # strict JSON: no NaN/inf anywhere
     assert not math.isnan(json.loads(text)["results"][0]["stats"]["p50_ms"])
+
+
+def test_manifest_data_text_only_sequential(tiny_bundle_pristine: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "texts.jsonl"
+    rows = [{"text": f"the digit is {d} maybe {d}", "label": str(d)} for d in range(10)] * 2
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    spec = BenchSpec(
+        tiny_bundle_pristine,
+        ["onnxruntime"],
+        warmup=0,
+        iters=2,
+        data=str(manifest),
+        split="all",
+        modalities=["text"],
+        mode="sequential",
+        pool=4,
+    )
+    (r,) = run_bench(spec).results
+    assert r.config.key == "onnxruntime/fp32/b1/text" and r.config.mode == "sequential"
+    assert {"preprocess.text", "encoder.text", "encoders.sequential", "encoders.concurrent"} <= set(r.stages)
+    assert "preprocess.image" not in r.stages

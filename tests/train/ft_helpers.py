@@ -21,7 +21,7 @@ def small_model_config(modalities: tuple[str, ...] = ("text", "image", "audio"))
 
 
 def synthetic_split(n: int, seed: int, name: str = "synthetic", image_size: int = 32, channels: int = 1,
-                    samples: int = 8000) -> SplitTensors:
+                    samples: int = 8000, n_modalities: int = 3) -> SplitTensors:
     """Random inputs for every tiny encoder, all modalities available, N_CLASSES labels."""
     gen = torch.Generator().manual_seed(seed)
     mask = torch.ones(n, SEQ, dtype=torch.int64)
@@ -33,7 +33,7 @@ def synthetic_split(n: int, seed: int, name: str = "synthetic", image_size: int 
         "waveform": 0.1 * torch.randn(n, samples, generator=gen),
     }
     labels = torch.arange(n) % N_CLASSES
-    return SplitTensors(inputs, torch.ones(n, 3), labels, name)
+    return SplitTensors(inputs, torch.ones(n, n_modalities), labels, name)
 
 
 def make_model(pretrained: set[str], cfg: ModelConfig | None = None) -> MultimodalClassifier:

@@ -43,8 +43,8 @@ def test_lora_merged_onnx_matches_unmerged_torch(tmp_path: Path) -> None:
     """Train adapters 2 steps, then: merged state dict loads into the plain model and ONNX ≤ 1e-4."""
     cfg = effnet_config()
     model = make_model(set(), cfg)  # type: ignore[arg-type]
-    train = synthetic_split(32, 0, "t", image_size=32, channels=3)
-    val = synthetic_split(8, 1, "v", image_size=32, channels=3)
+    train = synthetic_split(32, 0, "t", image_size=32, channels=3, n_modalities=1)
+    val = synthetic_split(8, 1, "v", image_size=32, channels=3, n_modalities=1)
     tcfg = train_config("lora", epochs=1, lora_rank=4)
     [plan] = build_plans(model, tcfg)
     merge, plan.finalize = plan.finalize, None
@@ -52,7 +52,7 @@ def test_lora_merged_onnx_matches_unmerged_torch(tmp_path: Path) -> None:
     assert all(p.requires_grad == ("lora_" in n) for n, p in backbone.named_parameters())
     fit(model, train, val, tcfg, plan, N_CLASSES)
     lora_b = [p for n, p in backbone.named_parameters() if "lora_B" in n]
-    assert lora_b and any(float(p.abs().max()) > 0 for p in lora_b), "adapters did not train"
+    assert lora_b and any(float(p.detach().abs().max()) > 0 for p in lora_b), "adapters did not train"
 
     enc = model.encoder("image").eval()
     x = torch.randn(3, 3, 32, 32)
@@ -72,3 +72,25 @@ def test_lora_merged_onnx_matches_unmerged_torch(tmp_path: Path) -> None:
     path = export_module(plain.encoder("image"), specs, out, (x,), tmp_path / "image.onnx")
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"pixel_values": x.numpy()})
     assert np.abs(got[0] - unmerged).max() <= 1e-4
+
+
+@pytest.mark.slow
+def test_lora_run_exports_plain_bundle(tmp_path: Path) -> None:
+    """train_run in lora mode → a plain checkpoint (load_run) → export_run parity ≤ 1e-4 per component."""
+    from mmedge.exporters.export_run import export_run
+    from mmedge.models.presets import preset_config
+    from mmedge.train.checkpoint import load_run
+    from mmedge.train.run import train_run
+
+    cfg = preset_config("tiny")
+    cfg.model.modalities = ["text", "image"]
+    cfg.model.image = effnet_config().image  # type: ignore[attr-defined]
+    cfg.model.image.encoder = "efficientnet_lite0"
+    cfg.limit, cfg.train.mode, cfg.train.epochs, cfg.train.lora_rank = 32, "lora", 1, 4
+    result = train_run(cfg, tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert result.metrics["phases"] == ["lora"]
+    run = load_run(tmp_path / "run")
+    assert not any("lora" in k for k in run.model.state_dict())
+    bundle = export_run(tmp_path / "run", tmp_path / "bundle", samples=16)
+    for comp in bundle.components.values():
+        assert comp.artifacts["fp32"].parity["max_abs_diff"] <= 1e-4
