@@ -54,17 +54,32 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+AUTO = "auto"
+
+
 def resolve_precisions(bundle: Bundle, precision: Precision) -> dict[str, str]:
-    """One precision per component, from a single name or a {component: precision} map."""
+    """One precision per component: a single name, a {component: precision} map, or 'auto'.
+
+    'auto' reads the map chosen by `mmedge quantize --auto`; a missing artifact is a BundleError
+    that names the `mmedge quantize` command creating it.
+    """
     components = [*bundle.modalities, HEAD]
+    if precision == AUTO:
+        auto = bundle.provenance.get("auto_precision", {}).get("choice")
+        if not auto:
+            raise InputError(f"bundle {bundle.root} has no automatic precision choice; "
+                             f"run: mmedge quantize {bundle.root} --auto")
+        precision = dict(auto)
     chosen = {c: precision for c in components} if isinstance(precision, str) else dict(precision)
-    unknown = set(chosen) - set(components)
+    unknown = sorted(set(chosen) - set(components))
     if unknown:
-        raise InputError(f"precision given for unknown component(s) {sorted(unknown)} (bundle has {components})")
+        raise InputError(f"precision given for unknown component(s) {unknown} (bundle has {components})")
     for comp in components:
         chosen.setdefault(comp, "fp32")
         if chosen[comp] not in PRECISIONS and not chosen[comp].startswith("int8"):
-            raise InputError(f"unknown precision '{chosen[comp]}' for {comp} (choose from {', '.join(PRECISIONS)})")
+            raise InputError(f"unknown precision '{chosen[comp]}' for {comp} "
+                             f"(choose from {', '.join(PRECISIONS)}, int8-trt)")
+        bundle.artifact(comp, chosen[comp])
     return chosen
 
 

@@ -18,11 +18,10 @@ from mmedge.data.preprocess import Batch, Preprocessor
 from mmedge.data.sample import Dataset
 from mmedge.errors import InputError
 from mmedge.metrics import macro_f1
-from mmedge.specs import HEAD, PRECISIONS, embedding_name
+from mmedge.pipeline import Precision, resolve_precisions
+from mmedge.specs import HEAD, embedding_name
 
 log = logging.getLogger(__name__)
-Precision = str | dict[str, str]
-AUTO = "auto"
 
 
 def parse_precisions(value: str) -> list[Precision]:
@@ -52,26 +51,8 @@ def precision_label(precision: Precision) -> str:
 
 
 def resolve(bundle: Bundle, precision: Precision) -> dict[str, str]:
-    """{component: precision} for every component; 'auto' reads the map chosen by `quantize --auto`."""
-    components = [*bundle.modalities, HEAD]
-    if precision == AUTO:
-        chosen = bundle.provenance.get("auto_precision", {}).get("choice")
-        if not chosen:
-            raise InputError(f"bundle {bundle.root} has no automatic precision choice; "
-                             f"run: mmedge quantize {bundle.root} --auto")
-        precision = dict(chosen)
-    chosen_map = {c: precision for c in components} if isinstance(precision, str) else dict(precision)
-    unknown = sorted(set(chosen_map) - set(components))
-    if unknown:
-        raise InputError(f"precision given for unknown component(s) {unknown} (bundle has {components})")
-    for comp in components:
-        chosen_map.setdefault(comp, "fp32")
-        p = chosen_map[comp]
-        if p not in PRECISIONS and not p.startswith("int8"):
-            raise InputError(f"unknown precision '{p}' for {comp} "
-                             f"(choose from {', '.join(PRECISIONS)}, int8-trt)")
-        bundle.artifact(comp, p)  # BundleError naming `mmedge quantize` when missing
-    return chosen_map
+    """{component: precision} for every component ('auto' reads `quantize --auto`'s choice)."""
+    return resolve_precisions(bundle, precision)
 
 
 class ComponentOutputs:

@@ -36,6 +36,7 @@ def quantize(
     auto: bool = typer.Option(False, "--auto", help="Choose the fastest per-component precision map "
                                                     "within --budget."),
     budget: float = typer.Option(0.5, help="--auto: allowed accuracy drop vs fp32, in points."),
+    min_agreement: float = typer.Option(0.98, help="--auto: least top-1 agreement with fp32 (0..1)."),
     threads: int | None = typer.Option(None, min=1, help="ONNX Runtime intra-op threads."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -53,7 +54,7 @@ def quantize(
             status.update("measuring candidates …")
             from mmedge.exporters.auto_precision import auto_precision
 
-            chosen = auto_precision(bundle, calib, budget=budget, threads=threads)
+            chosen = auto_precision(bundle, calib, budget=budget, min_agreement=min_agreement, threads=threads)
         else:
             results = quantize_bundle(bundle, opts, progress=lambda s: status.update(f"{s} …"))
     if as_json:
@@ -68,6 +69,7 @@ def quantize(
         console.print(candidate_table(chosen))
         console.print(f"chosen: {','.join(f'{c}={p}' for c, p in chosen.choice.items())} — accuracy "
                       f"{chosen.accuracy:.4f} (fp32 {chosen.reference_accuracy:.4f}, budget −{budget:g} pt), "
+                      f"agreement {100 * chosen.agreement:.1f}%, "
                       f"{chosen.latency_ms:.3f} ms vs fp32 {chosen.reference_latency_ms:.3f} ms; "
                       "stored in bundle.json")
 

@@ -116,5 +116,5 @@ def provenance(run: LoadedRun) -> dict[str, Any]:
     import onnx
 
     return {"mmedge": __version__, "torch": torch.__version__, "onnx": onnx.__version__, "opset": OPSET,
-            "exporter": "torch.onnx (TorchScript)", "config_digest": run.config.digest(),
+            "exporter": "torch.onnx (TorchScript)", "config_digest": run.config.digest(), "data": run.config.data,
             "run": str(run.root), "preset": run.config.model.preset, "mode": run.config.train.mode}

@@ -17,6 +17,7 @@ from mmedge.exporters.calibration import ComponentFeeds, component_feeds, data_s
 from mmedge.exporters.fp16 import convert_fp16
 from mmedge.exporters.int8 import METHODS, TARGETS, quantize_int8
 from mmedge.exporters.qdq_check import check_trt_qdq
+from mmedge.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
 QUANT_PRECISIONS: tuple[str, ...] = ("fp16", "int8")
@@ -84,7 +85,7 @@ def validate(bundle: Bundle, opts: QuantizeOptions) -> list[str]:
 
 
 def parity(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]], output: str,
-           threads: int | None = None) -> dict[str, Any]:
+           threads: int | None = None, name: str | None = None) -> dict[str, Any]:
     """Max/mean abs diff of `candidate` vs the fp32 ONNX on real feeds; ExportError on non-finite outputs."""
     import onnxruntime as ort
 
@@ -97,7 +98,7 @@ def parity(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]],
     for feed in feeds:
         a, b = ref.run([output], feed)[0], got.run([output], feed)[0]
         if not np.isfinite(b).all():
-            raise ExportError(f"{candidate.name} produces non-finite outputs on real samples; not saved")
+            raise ExportError(f"{name or candidate.name} produces non-finite outputs on real samples; not saved")
         diffs.append(np.abs(b.astype(np.float64) - a).ravel())
         n += len(a)
     diff = np.concatenate(diffs)
@@ -113,18 +114,19 @@ def quantize_component(bundle: Bundle, name: str, opts: QuantizeOptions, calib: 
     file = f"{name}.{key}.onnx"
     dst = bundle.path(file)
     start = time.perf_counter()
-    if opts.precision == "fp16":
-        settings = convert_fp16(src, dst)
-    else:
-        reader = calib.reader(name) if calib is not None else None
-        settings = quantize_int8(src, dst, reader, target=opts.target, method=opts.method)
-        if settings["calibration"] is not None and calib is not None:
-            settings["calibration"].update(samples=calib.samples[name], data=calib.source, split="train")
-        if opts.target == "tensorrt":
-            enforce_trt_rules(dst)
-            settings["qdq_check"] = "passed"
     output = bundle.components[name].outputs[0].name
-    figures = parity(src, dst, checks.feeds[name], output, opts.threads)
+    with atomic_path(dst) as tmp:  # checked and measured before it replaces any earlier file
+        if opts.precision == "fp16":
+            settings = convert_fp16(src, tmp)
+        else:
+            reader = calib.reader(name) if calib is not None else None
+            settings = quantize_int8(src, tmp, reader, target=opts.target, method=opts.method)
+            if settings["calibration"] is not None and calib is not None:
+                settings["calibration"].update(samples=calib.samples[name], data=calib.source, split="train")
+            if opts.target == "tensorrt":
+                enforce_trt_rules(tmp, file)
+                settings["qdq_check"] = "passed"
+        figures = parity(src, tmp, checks.feeds[name], output, opts.threads, file)
     settings.update(source_sha256=bundle.artifact(name, "fp32").sha256,
                     seconds=round(time.perf_counter() - start, 2))
     art = bundle.add_artifact(name, key, file, parity=figures, settings=settings)
@@ -132,13 +134,12 @@ def quantize_component(bundle: Bundle, name: str, opts: QuantizeOptions, calib: 
     return QuantizeResult(name, key, file, art.bytes, figures, settings)
 
 
-def enforce_trt_rules(path: Path) -> None:
-    """Run the TensorRT Q/DQ checker; on violations delete the file and raise ExportError."""
+def enforce_trt_rules(path: Path, name: str) -> None:
+    """Run the TensorRT Q/DQ checker on `path` (to become `name`); ExportError listing violations."""
     problems = check_trt_qdq(path)
     if problems:
-        path.unlink(missing_ok=True)
         shown = "; ".join(problems[:5]) + (f"; … {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise ExportError(f"{path.name} violates TensorRT explicit-quantization rules "
+        raise ExportError(f"{name} violates TensorRT explicit-quantization rules "
                           f"({len(problems)}): {shown}")
 
 

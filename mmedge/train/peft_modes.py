@@ -1,7 +1,8 @@
 """Fine-tuning modes beyond full/frozen: lp-ft, partial and LoRA (registered on import).
 
 - lp-ft: phase 1 linear probe (backbones frozen and cached, `lp_epochs`), phase 2 full fine-tune
-  (backbones at lr × encoder_lr_mult).
+  with the probed parts (backbones, projections, head) at lr × encoder_lr_mult; from-scratch
+  encoders keep lr.
 - partial: the last `partial_blocks` blocks of every pretrained encoder train (lr × encoder_lr_mult),
   the rest of their backbone is frozen (BatchNorm of frozen blocks in eval mode).
 - lora: `peft` LoRA adapters (rank `lora_rank`) on the Linear and 1×1 Conv layers of the pretrained
@@ -24,7 +25,6 @@ from mmedge.train.loop import FitPlan
 from mmedge.train.modes import (
     freeze,
     frozen_plan,
-    full_plan,
     log_scratch,
     new_parameters,
     pretrained_modalities,
@@ -42,8 +42,13 @@ def lp_ft_plans(model: MultimodalClassifier, cfg: TrainConfig) -> list[FitPlan]:
         raise ConfigError(f"train.lp_epochs must be ≥ 1 for mode lp-ft, got {cfg.lp_epochs}")
     probe = frozen_plan(model, cfg)[0]
     probe.phase, probe.epochs = "linear-probe", cfg.lp_epochs
-    tune = full_plan(model, cfg)[0]
-    tune.phase = "fine-tune"
+    pretrained = pretrained_modalities(model)
+    scratch = [p for m in model.modalities if m not in pretrained for p in model.encoder(m).parameters()]
+    scratch_ids = {id(p) for p in scratch}
+    gentle = [p for p in model.parameters() if id(p) not in scratch_ids]
+    groups: list[dict[str, object]] = [{"params": gentle, "lr": cfg.lr * cfg.encoder_lr_mult},
+                                       {"params": scratch, "lr": cfg.lr}]
+    tune = FitPlan(groups, phase="fine-tune", prepare=lambda: set_trainable(model, True))
     set_trainable(model, True)  # each phase's prepare() sets its own flags when it starts
     return [probe, tune]
 

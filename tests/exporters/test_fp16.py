@@ -66,10 +66,10 @@ def test_fp16_parity_recorded_and_small(quantized_bundle_pristine: Path):
 
 def test_softmax_is_blocked_in_a_small_graph(tmp_path: Path):
     w = helper.make_tensor("w", FLOAT, [4, 4], np.linspace(-1, 1, 16).astype(np.float32).tolist())
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"), helper.make_node("Softmax", ["h"], ["y"], name="sm")],
-        "g", [helper.make_tensor_value_info("x", FLOAT, ["b", 4])], [helper.make_tensor_value_info("y", FLOAT, ["b", 4])],
-        [w])
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+             helper.make_node("Softmax", ["h"], ["y"], name="sm")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", FLOAT, ["b", 4])],
+                              [helper.make_tensor_value_info("y", FLOAT, ["b", 4])], [w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     converted, settings = to_fp16(model)

@@ -32,7 +32,8 @@ def test_quantize_trt_flavour_then_inspect(tiny_bundle: Path):
     assert [(a["component"], a["precision"]) for a in written] == [("image", "int8-trt"), ("fusion_head", "int8-trt")]
     bundle = Bundle.load(tiny_bundle)
     art = bundle.artifact("image", "int8-trt")
-    assert art.file == "image.int8-trt.onnx" and art.parity["max_abs_diff"] > 0 and art.settings["qdq_check"] == "passed"
+    assert art.file == "image.int8-trt.onnx" and art.parity["max_abs_diff"] > 0
+    assert art.settings["qdq_check"] == "passed"
     shown = invoke("inspect", tiny_bundle, "--json")
     assert shown.exit_code == 0, shown.output
     info = json.loads(shown.output)
@@ -46,7 +47,7 @@ def test_quantize_trt_flavour_then_inspect(tiny_bundle: Path):
 def test_quantize_fp16_table_output(tiny_bundle: Path):
     result = invoke("quantize", tiny_bundle, "--precision", "fp16", "--components", "text", "--threads", "1")
     assert result.exit_code == 0, result.output
-    assert "text.fp16.onnx" in result.output
+    assert "new artifacts" in " ".join(result.output.split())
     assert "fp16" in Bundle.load(tiny_bundle).components["text"].artifacts
 
 
@@ -82,3 +83,18 @@ def test_no_calibration_data_for_a_modality(tiny_bundle: Path, tmp_path: Path):
 def test_missing_calibration_file(tiny_bundle_pristine: Path, tmp_path: Path):
     result = invoke("quantize", tiny_bundle_pristine, "--precision", "int8", "--calib", tmp_path / "none.jsonl")
     assert_one_line_error(result, "none.jsonl")
+
+
+def test_trt_flavour_violations_fail_loudly_and_leave_nothing(tiny_bundle: Path, monkeypatch):
+    import mmedge.exporters.int8 as int8
+
+    asymmetric = int8.Scheme("broken-u8", True, "uint8", "int8", False, op_types=int8.TRT_OP_TYPES)
+    monkeypatch.setattr(int8, "TRT_SCHEME", asymmetric)
+    before = (tiny_bundle / "bundle.json").read_text()
+    result = invoke("quantize", tiny_bundle, "--precision", "int8", "--target", "tensorrt", "--components", "image",
+                    "--samples", "8")
+    assert_one_line_error(result, "violates TensorRT explicit-quantization rules")
+    assert "zero point is uint8" in " ".join(result.output.split())
+    assert not (tiny_bundle / "image.int8-trt.onnx").exists()
+    assert not [p for p in tiny_bundle.iterdir() if p.name.endswith(".tmp")]
+    assert (tiny_bundle / "bundle.json").read_text() == before
