@@ -187,6 +187,7 @@ def merge_reports(reports: list[BenchReport], title: str, extra_env: dict[str, A
         **runs[0],
         "bundle": ", ".join(str(r.get("bundle")) for r in runs),
         "preset": ", ".join(str(r.get("preset")) for r in runs),
+        "loadavg_end": runs[-1].get("loadavg_end"),
     }
     env["peak_rss_mb"] = max((r.env.get("peak_rss_mb") or 0.0) for r in reports) or None
     env.update(extra_env)

@@ -142,7 +142,21 @@ def setup_lines(report: BenchReport) -> list[str]:
         f"peak RSS {_num(report.env.get('peak_rss_mb'), '.0f')} MiB; system load average (1 min) at start / end "
         f"{_load(bench.get('loadavg_start'))} / {_load(bench.get('loadavg_end'))} on "
         f"{(cpu.get('cores') or {}).get('usable', '?')} usable cores.",
+        *(["", f"**{note}**"] if (note := busy_note(report)) else []),
     ]
+
+
+def busy_note(report: BenchReport) -> str | None:
+    """A warning when other work kept the machine's cores busy (load average above the usable cores)."""
+    bench = report.env.get("bench") or {}
+    cores = ((report.env.get("cpu") or {}).get("cores") or {}).get("usable")
+    loads = [v[0] for v in (bench.get("loadavg_start"), bench.get("loadavg_end")) if v]
+    if not cores or not loads or max(loads) <= cores:
+        return None
+    return (
+        f"The machine was busy during this run (1-minute load average up to {max(loads):.1f} on {cores} usable "
+        "cores): latencies include contention from other processes; compare ratios, not absolute times."
+    )
 
 
 def suite_lines(report: BenchReport) -> list[str]:
@@ -263,6 +277,7 @@ def notes(report: BenchReport) -> list[str]:
     """Failures, instability warnings and power notes, one line each, for the terminal."""
     lines = [f"{r.config.key} failed: {r.error}" for r in report.results if r.failed]
     lines += [f"{r.config.key}: {w}" for r in report.results for w in r.warnings]
+    lines += [note] if (note := busy_note(report)) else []
     return lines + [line for line in power_lines(report) if line.startswith("Power:")]
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import torch
 from ft_helpers import N_CLASSES, make_model, same, snapshot, splits, train_config
 
 from mmedge.errors import ConfigError
@@ -115,3 +118,22 @@ def test_fit_keeps_earlier_best_when_a_phase_does_not_improve() -> None:
         history=history)
     assert same(before, snapshot(model))
     assert history.phases == ["train"] and len(history.epochs) == 1
+
+
+def test_pretrained_batchnorm_keeps_running_stats_in_full_mode() -> None:
+    """Fine-tuning a pretrained backbone trains BatchNorm's affine weights but never its statistics."""
+    model = make_model({"image"})
+    bn: Any = model.encoder("image").cnn.features[0][1]  # type: ignore[union-attr,index]
+    stats = (bn.running_mean.clone(), bn.running_var.clone())
+    weight = bn.weight.detach().clone()
+    cfg = train_config("full")
+    [plan] = build_plans(model, cfg)
+    moved: list[bool] = []
+
+    def progress(epoch: int, epochs: int, fig: dict[str, float]) -> None:
+        moved.append(not torch.equal(weight, bn.weight.detach()))
+
+    train, val = splits()
+    fit(model, train, val, cfg, plan, N_CLASSES, progress)
+    assert all(moved)
+    assert torch.equal(stats[0], bn.running_mean) and torch.equal(stats[1], bn.running_var)
