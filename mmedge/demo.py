@@ -61,8 +61,10 @@ def run_demo(workdir: str | Path = "runs/demo", export_dir: str | Path = "export
     say("measuring latency: PyTorch eager vs ONNX Runtime, batch 1")
     from mmedge.bench.harness import compare_latency
 
+    # one thread per runtime: on a small shared machine, multi-threaded torch eager slows down far
+    # more than ONNX Runtime, which would flatter the ratio
     result.latency = compare_latency(bundle.root, [("torch", "fp32"), ("onnxruntime", "fp32")], batch=1,
-                                     warmup=20, iters=iters)
+                                     warmup=20, iters=iters, threads=1)
     result.seconds["total"] = time.perf_counter() - started
     return result
 

@@ -56,7 +56,7 @@ def accuracy_table(result: Any) -> Table:
 
 def latency_table(report: Any) -> Table:
     """p50/p99 per backend with the ratio to PyTorch eager."""
-    table = Table(title="latency, batch 1, model compute (ms)")
+    table = Table(title="latency, batch 1, 1 thread, model compute (ms)")
     for col in ("backend", "p50", "p99", "p50 / PyTorch eager"):
         table.add_column(col, justify="left" if col == "backend" else "right")
     for r in report.results:
