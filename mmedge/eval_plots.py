@@ -6,7 +6,7 @@ matplotlib (Agg backend) is imported inside the plotting functions only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,13 @@ def plot_confusion(confusion: list[list[int]] | np.ndarray, labels: list[str], p
                         color="white" if shares[i, j] > threshold else "black")
     accuracy = float(np.trace(cm) / cm.sum()) if cm.sum() else 0.0
     ax.set_title(f"{title + ' — ' if title else ''}accuracy {accuracy:.3f}")
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out, write a figure as PNG atomically, and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -159,7 +159,6 @@ def plot_robustness(curves: list[RobustnessCurve], path: str | Path, title: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mmedge.io_utils import atomic_path
 
     fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(4.2 * max(1, len(curves)), 3.6), squeeze=False)
     for ax, curve in zip(axes[0], curves, strict=False):
@@ -176,9 +175,6 @@ def plot_robustness(curves: list[RobustnessCurve], path: str | Path, title: str 
         ax.legend(fontsize=8, loc="lower left")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    from mmedge.eval_plots import save_figure
+
+    return save_figure(fig, path)

@@ -9,24 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_helpers import assert_one_line_error, invoke
 from PIL import Image
-from typer.testing import CliRunner
 
-from mmedge.cli.main import app
 from mmedge.data.digits import load_digits
-
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, pattern: str) -> None:
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    text = " ".join(result.output.split())
-    assert "error:" in text and pattern in text, result.output
 
 
 @pytest.fixture(scope="module")

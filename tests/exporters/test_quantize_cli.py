@@ -5,23 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
+from cli_helpers import assert_one_line_error, invoke
 
 from mmedge.bundle import Bundle
-from mmedge.cli.main import app
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, pattern: str) -> None:
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    text = " ".join(result.output.split())
-    assert "error:" in text and pattern in text, result.output
 
 
 def test_quantize_trt_flavour_then_inspect(tiny_bundle: Path):

@@ -1,0 +1,24 @@
+"""Helpers for tests that drive the real CLI through typer's CliRunner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typer.testing import CliRunner
+
+from mmedge.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args: object) -> Any:
+    """Run `mmedge ARGS…` in-process."""
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result: Any, pattern: str) -> None:
+    """A non-zero exit with an `error:` line containing `pattern`, and no traceback."""
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    assert "error:" in text and pattern in text, result.output
