@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from mmedge.cli.common import console, handle_errors, print_json
+from mmedge.cli.common import console, err_console, handle_errors, print_json
 from mmedge.cli.train import subset_table
 
 
@@ -28,6 +28,9 @@ def evaluate(
                                   "image=int8,text=int8,audio=fp16,fusion_head=fp32; 'auto' = the map chosen "
                                   "by quantize --auto; ';' separates entries."),
     threads: int | None = typer.Option(None, min=1),
+    report_dir: Path | None = typer.Option(None, "--report", help="Write confusion.png, per_class.json, "
+                                           "subsets.json (and robustness.png/json) for the first precision."),
+    robustness: bool = typer.Option(False, help="With --report: accuracy as noise grows on each modality."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Evaluate a bundle on a dataset; with several precisions, also compare them with fp32."""
@@ -39,6 +42,8 @@ def evaluate(
     report = None
     if backend == "onnxruntime" and (len(precisions) > 1 or precisions[0] != "fp32"):
         report = precision_report(bundle, data, split, precisions, threads)
+    if report_dir:
+        write_report(bundle, data, split, backend, threads, results[0], report_dir, robustness)
     if as_json:
         rows = [r.to_json() for r in results]
         for row, rep in zip(rows, report or [], strict=False):
@@ -50,6 +55,20 @@ def evaluate(
         console.print(subset_table(r.subsets, f"{bundle} — {backend} {label(r.precision)} — {where}"))
     if report:
         console.print(report_table(report, f"accuracy vs precision — {bundle} — {where}"))
+
+
+def write_report(bundle: Path, data: str, split: str | None, backend: str, threads: int | None, result: Any,
+                 out: Path, robustness: bool) -> None:
+    """Confusion matrix, per-class report and (optionally) robustness curves of one precision."""
+    from mmedge.bundle import Bundle
+    from mmedge.eval_plots import write_eval_report
+    from mmedge.robustness import evaluate_robustness
+
+    curves = None
+    if robustness:
+        curves = evaluate_robustness(bundle, data, split or "test", backend, result.precision, threads=threads)
+    files = write_eval_report(result, out, Bundle.load(bundle, verify=False).labels, curves, title=str(bundle))
+    err_console.print(f"report: {', '.join(str(f) for f in files.values())}", highlight=False)
 
 
 def resolve_auto(bundle: Path, precisions: list[Any]) -> list[Any]:

@@ -31,7 +31,7 @@ def edge() -> RunConfig:
         audio=AudioConfig(encoder="mobile_cnn", sample_rate=16000, n_fft=400, hop=160, n_mels=40),
     )
     return RunConfig(name="edge", model=model,
-                     train=TrainConfig(mode="frozen", epochs=40, lr=2e-3, encoder_lr_mult=0.05))
+                     train=TrainConfig(mode="frozen", epochs=40, lr=2e-3, encoder_lr_mult=0.05, threads=1))
 
 
 PRESETS: dict[str, Callable[[], RunConfig]] = {"tiny": tiny, "edge": edge}

@@ -128,3 +128,10 @@ def test_train_export_predict_on_a_user_manifest(tmp_path: Path, files):
     shutil.rmtree(run)
     result = invoke("predict", tmp_path / "bundle", "--image", files["png"], "--json")
     assert result.exit_code == 0, result.output
+
+
+def test_eval_report_with_robustness(tiny_bundle_pristine: Path, tmp_path: Path):
+    result = invoke("eval", tiny_bundle_pristine, "--report", tmp_path / "rep", "--robustness")
+    assert result.exit_code == 0, result.output
+    for name in ("confusion.png", "per_class.json", "subsets.json", "robustness.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
