@@ -21,8 +21,11 @@ Both keep in float32, via ``nodes_to_exclude`` (``qdq_check.float_nodes``):
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -120,12 +123,29 @@ PREPROCESS_MODES: tuple[tuple[str, dict[str, bool]], ...] = (
 )
 
 
+@contextlib.contextmanager
+def scratch_cwd() -> Iterator[None]:
+    """Run inside a temporary working directory, removed afterwards.
+
+    ONNX Runtime's pre-processing writes `sym_shape_infer_temp.onnx` and UUID-named external-data
+    files into the current directory (and leaves them when symbolic shape inference fails).
+    """
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="mmedge-quant-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+
+
 def preprocess(src: Path, dst: Path) -> str:
     """ONNX Runtime's quantization pre-processing (shape inference, basic optimisation); returns the mode used."""
     errors = []
     for mode, kwargs in PREPROCESS_MODES:
         try:
-            quant_pre_process(str(src), str(dst), skip_optimization=False, **kwargs)
+            with scratch_cwd():
+                quant_pre_process(str(src.resolve()), str(dst.resolve()), skip_optimization=False, **kwargs)
             return mode
         except Exception as exc:  # symbolic shape inference raises assorted types
             errors.append(f"{mode}: {type(exc).__name__}: {exc}")
