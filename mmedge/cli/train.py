@@ -32,6 +32,12 @@ def train(
     fusion: str | None = typer.Option(None, help="concat | sum | mean | product | gated | attention."),
     epochs: int | None = typer.Option(None, min=1),
     seed: int | None = typer.Option(None),
+    threads: int | None = typer.Option(None, min=1, help="torch threads (presets use 1)."),
+    limit: int | None = typer.Option(None, min=1, help="Cap on samples per split (quick runs)."),
+    encoder_lr_mult: float | None = typer.Option(None, help="Pretrained encoders' lr multiplier (full, lp-ft)."),
+    partial_blocks: int | None = typer.Option(None, min=1, help="Blocks unfrozen by --mode partial."),
+    lora_rank: int | None = typer.Option(None, min=1, help="LoRA rank for --mode lora."),
+    lp_epochs: int | None = typer.Option(None, min=1, help="Linear-probe epochs for --mode lp-ft."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
     """Train on the built-in dataset or your manifest; writes config, checkpoint and metrics."""
@@ -42,10 +48,14 @@ def train(
     cfg.name = out.name
     if data:
         cfg.data = data
-    overrides: dict[str, Any] = {"mode": mode, "epochs": epochs, "seed": seed}
+    overrides: dict[str, Any] = {"mode": mode, "epochs": epochs, "seed": seed, "threads": threads,
+                                 "encoder_lr_mult": encoder_lr_mult, "partial_blocks": partial_blocks,
+                                 "lora_rank": lora_rank, "lp_epochs": lp_epochs}
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg.train, key, value)
+    if limit:
+        cfg.limit = limit
     if modalities:
         cfg.model.modalities = split_list(modalities) or []
     if fusion:
