@@ -53,6 +53,8 @@ def artifact_summary(bundle: Bundle, precision: str, art: Artifact) -> dict[str,
     row["scheme"] = scheme.get("name") if isinstance(scheme, dict) else settings.get("converter", "")
     if "target" in settings:
         row["target"] = settings["target"]
+    if isinstance(settings.get("weight_rounding"), dict):
+        row["weight_rounding"] = settings["weight_rounding"].get("method")
     path = bundle.path(art.file)
     if path.suffix == ".onnx" and path.is_file():
         row.update(graph_summary(path))

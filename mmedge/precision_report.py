@@ -17,6 +17,7 @@ from mmedge.bundle import Bundle
 from mmedge.data.preprocess import Batch, Preprocessor
 from mmedge.data.sample import Dataset
 from mmedge.errors import InputError
+from mmedge.evaluate import EVAL_BATCH
 from mmedge.metrics import macro_f1
 from mmedge.pipeline import Precision, resolve_precisions
 from mmedge.specs import HEAD, embedding_name
@@ -58,7 +59,8 @@ def resolve(bundle: Bundle, precision: Precision) -> dict[str, str]:
 class ComponentOutputs:
     """Outputs of each (component, precision) on one dataset, computed on first use (ONNX Runtime CPU)."""
 
-    def __init__(self, bundle: Bundle, dataset: Dataset, threads: int | None = None, chunk: int = 64) -> None:
+    def __init__(self, bundle: Bundle, dataset: Dataset, threads: int | None = None,
+                 chunk: int = EVAL_BATCH) -> None:
         self.bundle, self.threads = bundle, threads
         self.modalities = list(bundle.modalities)
         pre = Preprocessor(self.modalities, bundle.preprocessing, root=bundle.root)
@@ -167,13 +169,13 @@ def row_for(outputs: ComponentOutputs, labels: np.ndarray, precision: Precision)
 
 def precision_report(bundle: str | Path | Bundle, data: str, split: str | None = None,
                      precisions: list[Precision] | None = None, threads: int | None = None,
-                     seed: int = 0) -> list[PrecisionRow]:
+                     seed: int = 0, batch: int = EVAL_BATCH) -> list[PrecisionRow]:
     """One row per precision: accuracy, macro-F1, top-1 agreement with fp32, per-component |Δ|, bytes."""
     from mmedge.data.manifest import resolve_dataset
     from mmedge.evaluate import align_labels
 
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
     dataset = resolve_dataset(data, split, seed)
-    outputs = ComponentOutputs(b, dataset, threads)
+    outputs = ComponentOutputs(b, dataset, threads, batch)
     labels = align_labels(Dataset(dataset.name, dataset.labels, outputs.samples), b.labels)
     return [row_for(outputs, labels, p) for p in precisions or ["fp32"]]

@@ -89,6 +89,25 @@ def test_matches_batched_and_single(pipe: Pipeline):
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
+def test_encoders_run_only_on_rows_that_carry_their_modality(pipe: Pipeline, monkeypatch):
+    d = load_digits("test", limit=3).samples
+    full = [Sample(None, "a prime", x.image, x.audio, x.sample_rate) for x in d]
+    mixed = [full[0], Sample(label=None, image=full[1].image), full[2]]  # row 1 has no text, no audio
+    seen: dict[str, int] = {}
+    encode_one = pipe._encode_one
+
+    def spy(modality: str, feed: dict[str, np.ndarray]):
+        seen[modality] = len(next(iter(feed.values())))
+        return encode_one(modality, feed)
+
+    monkeypatch.setattr(pipe, "_encode_one", spy)
+    embeddings = pipe.encode(pipe.preprocess(mixed), concurrent=False)
+    assert seen == {"text": 2, "image": 3, "audio": 2}
+    assert not embeddings["audio"][1].any() and not embeddings["text"][1].any()
+    alone = pipe.encode(pipe.preprocess([full[2]]), concurrent=False)
+    np.testing.assert_allclose(embeddings["audio"][2], alone["audio"][0], atol=1e-5)
+
+
 def test_all_modalities_absent(pipe: Pipeline):
     with pytest.raises(InputError, match="all modalities are absent"):
         pipe.predict()

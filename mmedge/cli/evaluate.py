@@ -28,20 +28,24 @@ def evaluate(
                                   "image=int8,text=int8,audio=fp16,fusion_head=fp32; 'auto' = the map chosen "
                                   "by quantize --auto; ';' separates entries."),
     threads: int | None = typer.Option(None, min=1),
+    batch: int | None = typer.Option(None, min=1, help="Samples per encoder call (default 1: per-request "
+                                     "inference; dynamic int8 results depend on what shares a batch)."),
     report_dir: Path | None = typer.Option(None, "--report", help="Write confusion.png, per_class.json, "
                                            "subsets.json (and robustness.png/json) for the first precision."),
     robustness: bool = typer.Option(False, help="With --report: accuracy as noise grows on each modality."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Evaluate a bundle on a dataset; with several precisions, also compare them with fp32."""
-    from mmedge.evaluate import evaluate_bundle
+    from mmedge.evaluate import EVAL_BATCH, evaluate_bundle
     from mmedge.precision_report import parse_precisions, precision_report
 
+    batch = batch or EVAL_BATCH
+
     precisions = resolve_auto(bundle, parse_precisions(precision))
-    results = [evaluate_bundle(bundle, data, split, backend, p, threads) for p in precisions]
+    results = [evaluate_bundle(bundle, data, split, backend, p, threads, batch=batch) for p in precisions]
     report = None
     if backend == "onnxruntime" and (len(precisions) > 1 or precisions[0] != "fp32"):
-        report = precision_report(bundle, data, split, precisions, threads)
+        report = precision_report(bundle, data, split, precisions, threads, batch=batch)
     if report_dir:
         write_report(bundle, data, split, backend, threads, results[0], report_dir, robustness)
     if as_json:

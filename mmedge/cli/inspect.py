@@ -51,7 +51,8 @@ def summary_table(info: dict[str, Any]) -> Table:
             ops = ", ".join(f"{k}×{v}" for k, v in list(row.get("top_ops", {}).items())[:4])
             diff = row["parity"].get("max_abs_diff")
             ref = row["parity"].get("reference", "")
-            table.add_row(name, row["precision"], f"{row['bytes'] / 1024:.0f} KiB", str(row.get("nodes", "")),
-                          str(row.get("qdq_nodes", "")), ops, _dtypes(row),
+            rounding = f" ({row['weight_rounding']})" if row.get("weight_rounding") else ""
+            table.add_row(name, row["precision"] + rounding, f"{row['bytes'] / 1024:.0f} KiB",
+                          str(row.get("nodes", "")), str(row.get("qdq_nodes", "")), ops, _dtypes(row),
                           "" if diff is None else f"{diff:.2e} ({ref})", row["sha256"])
     return table

@@ -30,6 +30,8 @@ def quantize(
                                                 "(default: the bundle's data, else digits)."),
     samples: int = typer.Option(128, help="Calibration samples (train split)."),
     method: str = typer.Option("minmax", help="Calibration: minmax | entropy | percentile."),
+    rounding: str = typer.Option("gptq", help="int8 weight rounding: gptq (error-compensating, uses the "
+                                              "calibration data) | nearest."),
     target: str = typer.Option("cpu", help="int8 flavour: cpu (fastest on ONNX Runtime CPU) | tensorrt "
                                            "(symmetric, per-channel; checked)."),
     components: str | None = typer.Option(None, help="Comma list, e.g. text,image (default: all)."),
@@ -46,7 +48,7 @@ def quantize(
     if not auto and precision is None:
         raise InputError("give --precision fp16|int8, or --auto to choose a precision per component")
     opts = QuantizeOptions(precision or "int8", target, calib, samples, method, split_components(components),
-                           threads=threads)
+                           threads=threads, rounding=rounding)
     results = []
     with console.status("quantizing …", spinner="dots") as status:
         if auto:

@@ -33,6 +33,15 @@ class Batch:
         return int(self.present.shape[0])
 
 
+def select_rows(feed: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The given rows of one modality's feed; text is trimmed to the longest of their real lengths."""
+    out = {k: v[rows] for k, v in feed.items()}
+    if "attention_mask" in out and out["attention_mask"].size:
+        length = max(int(out["attention_mask"].sum(axis=1).max()), 1)
+        out = {k: v[:, :length] for k, v in out.items()}
+    return out
+
+
 class Preprocessor:
     """Turns raw samples into model inputs, exactly as at training time."""
 

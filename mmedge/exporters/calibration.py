@@ -15,6 +15,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from mmedge.bundle import Bundle
 from mmedge.data.manifest import resolve_dataset
+from mmedge.data.preprocess import select_rows
 from mmedge.data.sample import Dataset
 from mmedge.errors import InputError
 from mmedge.specs import HEAD, embedding_name
@@ -76,15 +77,6 @@ def load_samples(bundle: Bundle, data: str | None, split: str, n: int, seed: int
     return dataset.subset(list(range(min(n, len(dataset)))))
 
 
-def _present_rows(feed: Feed, rows: np.ndarray) -> Feed:
-    """The rows of a feed where the modality is present (text trimmed to its longest real row)."""
-    out = {k: v[rows] for k, v in feed.items()}
-    if "attention_mask" in out and out["attention_mask"].size:
-        length = max(int(out["attention_mask"].sum(axis=1).max()), 1)
-        out = {k: v[:, :length] for k, v in out.items()}
-    return out
-
-
 def component_feeds(bundle: Bundle, dataset: Dataset, components: list[str], batch: int = 8,
                     threads: int | None = None) -> ComponentFeeds:
     """Real feeds for each of `components`; the head's come from the fp32 encoders (ONNX Runtime)."""
@@ -101,7 +93,7 @@ def component_feeds(bundle: Bundle, dataset: Dataset, components: list[str], bat
             for j, m in enumerate(pipe.modalities):
                 rows = np.flatnonzero(prepared.present[:, j] > 0)
                 if m in result.feeds and rows.size:
-                    result.feeds[m].append(_present_rows(prepared.feeds[m], rows))
+                    result.feeds[m].append(select_rows(prepared.feeds[m], rows))
                     result.samples[m] += int(rows.size)
             if HEAD in result.feeds:
                 emb = pipe.encode(prepared, concurrent=False)

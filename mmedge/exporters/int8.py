@@ -17,6 +17,12 @@ Both keep in float32, via ``nodes_to_exclude`` (``qdq_check.float_nodes``):
   signal processing, not learned features;
 * for static schemes, GELU-fed MatMul/Gemm (transformer FFN down-projections), whose inputs carry
   outlier channels; the dynamic scheme re-scales every call and quantizes them too.
+
+Weights of every scheme are rounded by GPTQ on the calibration data (``weight_rounding``) unless
+``rounding='nearest'``. On the edge preset it cut the summed layer output error to 4–43 % of
+round-to-nearest's, and the image embedding's mean |Δ| from 0.157 to 0.098. The cpu flavour of conv
+nets also keeps the first layers float when measurement says it pays (``float_prefix``): on the edge
+image encoder, the stem and first depthwise conv (3.8 % of the MACs) took the mean |Δ| to 0.077.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +48,17 @@ from onnxruntime.quantization import (
 )
 
 from mmedge.errors import ExportError, InputError
+from mmedge.exporters.calibration import FeedReader
+from mmedge.exporters.float_prefix import search
 from mmedge.exporters.fp16 import frontend_nodes
 from mmedge.exporters.qdq_check import float_nodes
+from mmedge.exporters.weight_rounding import (
+    ROUNDINGS,
+    WeightedLayer,
+    accumulate_hessians,
+    round_weights,
+    weighted_layers,
+)
 from mmedge.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -69,6 +84,8 @@ class Scheme:
     quantize_bias: bool = True
     gelu_float: bool = True  # keep GELU-fed projections float (per-tensor static scales cannot hold outliers)
     quantize_outputs: bool = True  # False: Q/DQ only on the inputs of the quantized ops
+    rounding: str = "gptq"  # how int8 weights are rounded (weight_rounding.ROUNDINGS)
+    float_prefix: bool = False  # search how many leading layers stay float (float_prefix.search)
 
     def to_json(self) -> dict[str, Any]:
         """Settings entry."""
@@ -78,7 +95,7 @@ class Scheme:
 TRT_SCHEME = Scheme("qdq-s8s8-symmetric", True, "int8", "int8", True, op_types=TRT_OP_TYPES,
                     quantize_bias=False, quantize_outputs=False)
 CPU_SCHEMES: dict[str, Scheme] = {
-    "conv": Scheme("qdq-u8s8", True, "uint8", "int8", False),
+    "conv": Scheme("qdq-u8s8", True, "uint8", "int8", False, float_prefix=True),
     "mlp": Scheme("qdq-u8s8-inputs", True, "uint8", "int8", False, op_types=("MatMul", "Gemm"),
                   quantize_outputs=False),
     "transformer": Scheme("dynamic-u8s8", False, "uint8", "int8", False, op_types=("MatMul", "Gather"),
@@ -139,13 +156,30 @@ def scratch_cwd() -> Iterator[None]:
             os.chdir(previous)
 
 
+@contextlib.contextmanager
+def quiet_shape_inference() -> Iterator[None]:
+    """Hold back symbolic shape inference's warnings (e.g. "unsupported broadcast between Min(512, seq)").
+
+    They describe shapes it leaves symbolic, which the quantizer does not need; a real failure raises,
+    moves on to the next PREPROCESS_MODES entry, and the mode used is recorded in the settings.
+    """
+    logger = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def preprocess(src: Path, dst: Path) -> str:
     """ONNX Runtime's quantization pre-processing (shape inference, basic optimisation); returns the mode used."""
     errors = []
+    src, dst = src.resolve(), dst.resolve()  # before scratch_cwd changes what relative paths mean
     for mode, kwargs in PREPROCESS_MODES:
         try:
-            with scratch_cwd():
-                quant_pre_process(str(src.resolve()), str(dst.resolve()), skip_optimization=False, **kwargs)
+            with scratch_cwd(), quiet_shape_inference():
+                quant_pre_process(str(src), str(dst), skip_optimization=False, **kwargs)
             return mode
         except Exception as exc:  # symbolic shape inference raises assorted types
             errors.append(f"{mode}: {type(exc).__name__}: {exc}")
@@ -153,10 +187,28 @@ def preprocess(src: Path, dst: Path) -> str:
     raise ExportError(f"quantization pre-processing of {src.name} failed ({'; '.join(errors)})")
 
 
+def unfolded_batchnorms(model: onnx.ModelProto) -> list[str]:
+    """BatchNormalization nodes pre-processing could not fold into a Conv (e.g. a norm on the log-mel).
+
+    They stay float: a per-channel affine gains nothing from int8, and ONNX Runtime's quantizer
+    mis-handles their rank-1 scale ("Axis 1 is out-of-range").
+    """
+    return [n.name for n in model.graph.node if n.op_type == "BatchNormalization"]
+
+
+def _round_weights(pre: Path, rounded: Path, layers: list[WeightedLayer], reader: FeedReader,
+                   threads: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write `pre` with GPTQ-rounded int8 weights to `rounded`; return (quantizer overrides, summary)."""
+    model = onnx.load(str(pre))
+    overrides, summary = round_weights(model, layers, accumulate_hessians(model, layers, reader.feeds, threads))
+    onnx.save(model, str(rounded))
+    return overrides, summary
+
+
 def _static(src: Path, dst: Path, scheme: Scheme, reader: CalibrationDataReader, method: str,
-            exclude: list[str]) -> None:
+            exclude: list[str], overrides: dict[str, Any]) -> None:
     extra: dict[str, Any] = {"ActivationSymmetric": scheme.symmetric_activations, "WeightSymmetric": True,
-                             "QuantizeBias": scheme.quantize_bias}
+                             "QuantizeBias": scheme.quantize_bias, "TensorQuantOverrides": overrides}
     if not scheme.quantize_outputs:
         extra["OpTypesToExcludeOutputQuantization"] = list(scheme.op_types)
     if method == "percentile":
@@ -169,32 +221,65 @@ def _static(src: Path, dst: Path, scheme: Scheme, reader: CalibrationDataReader,
                     extra_options=extra)
 
 
-def _dynamic(src: Path, dst: Path, scheme: Scheme, exclude: list[str]) -> None:
+def _dynamic(src: Path, dst: Path, scheme: Scheme, exclude: list[str], overrides: dict[str, Any]) -> None:
     quantize_dynamic(str(src), str(dst), per_channel=scheme.per_channel,
                      weight_type=_QTYPES[scheme.weight_type],
-                     op_types_to_quantize=list(scheme.op_types) or None, nodes_to_exclude=exclude)
+                     op_types_to_quantize=list(scheme.op_types) or None, nodes_to_exclude=exclude,
+                     extra_options={"TensorQuantOverrides": overrides})
 
 
-def quantize_int8(src: str | Path, dst: str | Path, reader: CalibrationDataReader | None, target: str = "cpu",
-                  method: str = "minmax", scheme: Scheme | None = None) -> dict[str, Any]:
-    """Quantize `src` into `dst` (atomic); return the settings to record in the artifact."""
+def _quantize_graph(pre: Path, dst: Path, work: Path, scheme: Scheme, reader: FeedReader | None, method: str,
+                    threads: int | None) -> dict[str, Any]:
+    """Quantize the pre-processed graph `pre` into `dst`; return the settings this step decides."""
+    pre_model = onnx.load(str(pre))
+    exclude = float_nodes(pre_model) if scheme.gelu_float else frontend_nodes(pre_model)
+    exclude = sorted({*exclude, *unfolded_batchnorms(pre_model)})
+    layers = weighted_layers(pre_model, scheme.op_types or None, exclude)
+    overrides: dict[str, Any] = {}
+    source, rounded = pre, {"method": "nearest"}  # fp32 weights: round-to-nearest
+    if scheme.rounding == "gptq" and reader is not None and layers:
+        source = work / "rounded.onnx"
+        overrides, rounded = _round_weights(pre, source, layers, reader, threads)
+    prefix: dict[str, Any] | None = None
+    if not scheme.static:
+        _dynamic(source, dst, scheme, exclude, overrides)
+        return {"weight_rounding": rounded, "float_prefix": prefix, "excluded_nodes": exclude}
+    assert reader is not None
+
+    def run(model: Path, out: Path, excluded: list[str], over: dict[str, Any]) -> None:
+        _static(model, out, scheme, reader, method, excluded, over)
+
+    if scheme.float_prefix and layers:
+        exclude, prefix = search(pre, source, dst, work, layers, exclude, overrides, reader.feeds, run, threads)
+    else:
+        run(source, dst, exclude, overrides)
+    return {"weight_rounding": rounded, "float_prefix": prefix, "excluded_nodes": exclude}
+
+
+def quantize_int8(src: str | Path, dst: str | Path, reader: FeedReader | None, target: str = "cpu",
+                  method: str = "minmax", scheme: Scheme | None = None, rounding: str | None = None,
+                  threads: int | None = None) -> dict[str, Any]:
+    """Quantize `src` into `dst` (atomic); return the settings to record in the artifact.
+
+    `rounding` ('gptq' or 'nearest') overrides the scheme's weight rounding.
+    """
     src, dst = Path(src), Path(dst)
     model = onnx.load(str(src))
     scheme = scheme or choose_scheme(target, model)
+    if rounding is not None:
+        if rounding not in ROUNDINGS:
+            raise InputError(f"unknown weight rounding '{rounding}' (choose from: {', '.join(ROUNDINGS)})")
+        scheme = replace(scheme, rounding=rounding)
     calibration_method(method)
     if scheme.static and reader is None:
         raise InputError(f"{scheme.name} quantization of {src.name} needs calibration data (--calib)")
-    with tempfile.TemporaryDirectory(prefix="mmedge-int8-") as work, atomic_path(dst) as tmp:
-        pre = Path(work) / "pre.onnx"
+    if scheme.rounding == "gptq" and reader is None:
+        log.warning("%s: no calibration data for GPTQ; int8 weights are rounded to nearest", src.name)
+    with tempfile.TemporaryDirectory(prefix="mmedge-int8-") as scratch, atomic_path(dst) as tmp:
+        pre = Path(scratch) / "pre.onnx"
         mode = preprocess(src, pre)
-        pre_model = onnx.load(str(pre))
-        exclude = float_nodes(pre_model) if scheme.gelu_float else frontend_nodes(pre_model)
         try:
-            if scheme.static:
-                assert reader is not None
-                _static(pre, tmp, scheme, reader, method, exclude)
-            else:
-                _dynamic(pre, tmp, scheme, exclude)
+            decided = _quantize_graph(pre, tmp, Path(scratch), scheme, reader, method, threads)
             onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
         except (InputError, ExportError):
             raise
@@ -202,4 +287,4 @@ def quantize_int8(src: str | Path, dst: str | Path, reader: CalibrationDataReade
             raise ExportError(f"int8 quantization of {src.name} failed: {type(exc).__name__}: {exc}") from exc
     log.info("int8 (%s, %s): %s → %s", target, scheme.name, src.name, dst.name)
     return {"target": target, "family": family(model), "scheme": scheme.to_json(), "preprocess": mode,
-            "calibration": {"method": method} if scheme.static else None, "excluded_nodes": exclude}
+            "calibration": {"method": method} if scheme.static else None, **decided}

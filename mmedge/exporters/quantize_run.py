@@ -17,6 +17,7 @@ from mmedge.exporters.calibration import ComponentFeeds, component_feeds, data_s
 from mmedge.exporters.fp16 import convert_fp16
 from mmedge.exporters.int8 import METHODS, TARGETS, quantize_int8
 from mmedge.exporters.qdq_check import check_trt_qdq
+from mmedge.exporters.weight_rounding import ROUNDINGS
 from mmedge.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class QuantizeOptions:
     components: list[str] | None = None
     parity_samples: int = 64
     threads: int | None = None
+    rounding: str = "gptq"
 
     def key(self) -> str:
         """Precision key in the bundle: fp16, int8 (cpu flavour) or int8-trt."""
@@ -68,6 +70,8 @@ def validate(bundle: Bundle, opts: QuantizeOptions) -> list[str]:
         raise InputError(f"unknown target '{opts.target}' (choose from: {', '.join(TARGETS)})")
     if opts.method not in METHODS:
         raise InputError(f"unknown calibration method '{opts.method}' (choose from: {', '.join(METHODS)})")
+    if opts.rounding not in ROUNDINGS:
+        raise InputError(f"unknown weight rounding '{opts.rounding}' (choose from: {', '.join(ROUNDINGS)})")
     if opts.precision == "fp16" and opts.target != "cpu":
         raise InputError("--target applies to int8 only; fp16 is one ONNX for every runtime")
     if opts.samples < 1 or opts.parity_samples < 1:
@@ -120,7 +124,8 @@ def quantize_component(bundle: Bundle, name: str, opts: QuantizeOptions, calib: 
             settings = convert_fp16(src, tmp)
         else:
             reader = calib.reader(name) if calib is not None else None
-            settings = quantize_int8(src, tmp, reader, target=opts.target, method=opts.method)
+            settings = quantize_int8(src, tmp, reader, target=opts.target, method=opts.method,
+                                     rounding=opts.rounding, threads=opts.threads)
             if settings["calibration"] is not None and calib is not None:
                 settings["calibration"].update(samples=calib.samples[name], data=calib.source, split="train")
             if opts.target == "tensorrt":

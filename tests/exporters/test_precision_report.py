@@ -65,3 +65,16 @@ def test_eval_cli_bad_precision_is_one_line(quantized_bundle_pristine: Path):
     assert "unknown precision 'int4'" in " ".join(result.output.split())
     auto = runner.invoke(app, ["eval", str(quantized_bundle_pristine), "--precision", "auto"])
     assert auto.exit_code != 0 and "quantize" in " ".join(auto.output.split())
+
+
+def test_eval_batch_size_changes_no_fp32_result(quantized_bundle_pristine: Path):
+    runs = {}
+    for batch in ("1", "32"):
+        result = runner.invoke(app, ["eval", str(quantized_bundle_pristine), "--precision", "fp32,int8",
+                                     "--batch", batch, "--json"])
+        assert result.exit_code == 0, result.output
+        runs[batch] = json.loads(result.output)
+    assert runs["1"][0]["subsets"] == runs["32"][0]["subsets"]
+    assert all(run[1]["precision_report"]["agreement_with_fp32"] >= 0.9 for run in runs.values())
+    bad = runner.invoke(app, ["eval", str(quantized_bundle_pristine), "--batch", "0"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output

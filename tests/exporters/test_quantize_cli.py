@@ -19,13 +19,14 @@ def test_quantize_trt_flavour_then_inspect(tiny_bundle: Path):
     bundle = Bundle.load(tiny_bundle)
     art = bundle.artifact("image", "int8-trt")
     assert art.file == "image.int8-trt.onnx" and art.parity["max_abs_diff"] > 0
-    assert art.settings["qdq_check"] == "passed"
+    assert art.settings["qdq_check"] == "passed" and art.settings["weight_rounding"]["method"] == "gptq"
     shown = invoke("inspect", tiny_bundle, "--json")
     assert shown.exit_code == 0, shown.output
     info = json.loads(shown.output)
     rows = {r["precision"]: r for r in info["components"]["image"]["artifacts"]}
     assert rows["int8-trt"]["qdq_nodes"] > 0 and "int8" in rows["int8-trt"]["initializer_dtypes"]
     assert rows["fp32"]["qdq_nodes"] == 0 and rows["int8-trt"]["sha256"] == art.sha256[:12]
+    assert rows["int8-trt"]["weight_rounding"] == "gptq" and "weight_rounding" not in rows["fp32"]
     table = invoke("inspect", tiny_bundle)
     assert table.exit_code == 0 and "image" in table.output
 
@@ -50,6 +51,11 @@ def test_unknown_target_and_component(tiny_bundle_pristine: Path):
                           "unknown target 'npu'")
     assert_one_line_error(invoke("quantize", tiny_bundle_pristine, "--precision", "int8", "--components", "video"),
                           "unknown component(s) video")
+
+
+def test_unknown_weight_rounding(tiny_bundle_pristine: Path):
+    result = invoke("quantize", tiny_bundle_pristine, "--precision", "int8", "--rounding", "adaround")
+    assert_one_line_error(result, "unknown weight rounding 'adaround'")
 
 
 def test_bundle_missing(tmp_path: Path):
