@@ -32,6 +32,9 @@ def quantize(
     method: str = typer.Option("minmax", help="Calibration: minmax | entropy | percentile."),
     rounding: str = typer.Option("gptq", help="int8 weight rounding: gptq (error-compensating, uses the "
                                               "calibration data) | nearest."),
+    max_float_macs: float | None = typer.Option(None, help="int8 cpu, conv nets: largest share of MACs "
+                                                "(0..1) the leading layers kept float may hold; 0 = none "
+                                                "(default 0.25; the search picks the count)."),
     target: str = typer.Option("cpu", help="int8 flavour: cpu (fastest on ONNX Runtime CPU) | tensorrt "
                                            "(symmetric, per-channel; checked)."),
     components: str | None = typer.Option(None, help="Comma list, e.g. text,image (default: all)."),
@@ -48,7 +51,7 @@ def quantize(
     if not auto and precision is None:
         raise InputError("give --precision fp16|int8, or --auto to choose a precision per component")
     opts = QuantizeOptions(precision or "int8", target, calib, samples, method, split_components(components),
-                           threads=threads, rounding=rounding)
+                           threads=threads, rounding=rounding, max_float_macs=max_float_macs)
     results = []
     with console.status("quantizing …", spinner="dots") as status:
         if auto:

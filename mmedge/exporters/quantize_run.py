@@ -38,6 +38,7 @@ class QuantizeOptions:
     parity_samples: int = 64
     threads: int | None = None
     rounding: str = "gptq"
+    max_float_macs: float | None = None  # None: the scheme's (0.25 for conv nets on cpu)
 
     def key(self) -> str:
         """Precision key in the bundle: fp16, int8 (cpu flavour) or int8-trt."""
@@ -72,6 +73,10 @@ def validate(bundle: Bundle, opts: QuantizeOptions) -> list[str]:
         raise InputError(f"unknown calibration method '{opts.method}' (choose from: {', '.join(METHODS)})")
     if opts.rounding not in ROUNDINGS:
         raise InputError(f"unknown weight rounding '{opts.rounding}' (choose from: {', '.join(ROUNDINGS)})")
+    if opts.max_float_macs is not None and not 0.0 <= opts.max_float_macs <= 1.0:
+        raise InputError(f"--max-float-macs must be in [0, 1], got {opts.max_float_macs}")
+    if opts.max_float_macs and opts.target != "cpu":
+        raise InputError("--max-float-macs applies to --target cpu only (TensorRT's flavour is all int8)")
     if opts.precision == "fp16" and opts.target != "cpu":
         raise InputError("--target applies to int8 only; fp16 is one ONNX for every runtime")
     if opts.samples < 1 or opts.parity_samples < 1:
@@ -125,7 +130,8 @@ def quantize_component(bundle: Bundle, name: str, opts: QuantizeOptions, calib: 
         else:
             reader = calib.reader(name) if calib is not None else None
             settings = quantize_int8(src, tmp, reader, target=opts.target, method=opts.method,
-                                     rounding=opts.rounding, threads=opts.threads)
+                                     rounding=opts.rounding, threads=opts.threads,
+                                     float_prefix_macs=opts.max_float_macs)
             if settings["calibration"] is not None and calib is not None:
                 settings["calibration"].update(samples=calib.samples[name], data=calib.source, split="train")
             if opts.target == "tensorrt":

@@ -11,15 +11,15 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mmedge.bundle import Bundle
 from mmedge.exporters.calibration import component_feeds, load_samples
-from mmedge.exporters.float_prefix import MAX_FLOAT_MACS, TOLERANCE, candidates, prefix_nodes
-from mmedge.exporters.int8 import quantize_int8
+from mmedge.exporters.float_prefix import TOLERANCE, candidates, prefix_nodes
+from mmedge.exporters.int8 import CPU_SCHEMES, quantize_int8
 from mmedge.exporters.weight_rounding import weighted_layers
 
 
 def test_candidates_stay_within_the_mac_budget():
-    assert candidates([5, 5, 90]) == [0, 1, 2]  # 10 % of the MACs: at the budget
-    assert candidates([50, 25, 25]) == [0]  # the first layer alone is over budget
-    assert candidates([1] * 100) == list(range(int(MAX_FLOAT_MACS * 100) + 1))
+    assert candidates([5, 5, 90], 0.10) == [0, 1, 2]  # 10 % of the MACs: at the budget
+    assert candidates([50, 25, 25], 0.10) == [0]  # the first layer alone is over budget
+    assert candidates([1] * 100, 0.25) == list(range(26))
 
 
 def test_prefix_nodes_stop_before_the_first_quantized_layer():
@@ -46,7 +46,7 @@ def test_cpu_flavour_records_its_choice_and_keeps_those_layers_float(tiny_bundle
     settings = quantize_int8(src, tmp_path / "image.int8.onnx", feeds.reader("image"), target="cpu")
     prefix = settings["float_prefix"]
     errors = {int(k): v for k, v in prefix["mean_abs_error_by_layers"].items()}
-    assert 0 in errors and prefix["macs_fraction"] <= MAX_FLOAT_MACS
+    assert 0 in errors and prefix["macs_fraction"] <= CPU_SCHEMES["conv"].float_prefix_macs
     best = min(errors.values())
     assert prefix["layers"] == min(k for k, e in errors.items() if e <= TOLERANCE * best)
     model = onnx.load(str(tmp_path / "image.int8.onnx"))

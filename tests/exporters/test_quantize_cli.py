@@ -90,3 +90,19 @@ def test_trt_flavour_violations_fail_loudly_and_leave_nothing(tiny_bundle: Path,
     assert not (tiny_bundle / "image.int8-trt.onnx").exists()
     assert not [p for p in tiny_bundle.iterdir() if p.name.endswith(".tmp")]
     assert (tiny_bundle / "bundle.json").read_text() == before
+
+
+def test_max_float_macs_is_checked(tiny_bundle_pristine: Path):
+    out_of_range = invoke("quantize", tiny_bundle_pristine, "--precision", "int8", "--max-float-macs", "1.5")
+    assert_one_line_error(out_of_range, "--max-float-macs must be in [0, 1]")
+    trt = invoke("quantize", tiny_bundle_pristine, "--precision", "int8", "--target", "tensorrt",
+                 "--max-float-macs", "0.2")
+    assert_one_line_error(trt, "applies to --target cpu only")
+
+
+def test_max_float_macs_zero_quantizes_every_layer(tiny_bundle: Path):
+    result = invoke("quantize", tiny_bundle, "--precision", "int8", "--components", "image,text",
+                    "--max-float-macs", "0", "--samples", "16", "--threads", "1", "--json")
+    assert result.exit_code == 0, result.output
+    settings = {a["component"]: a["settings"] for a in json.loads(result.output)["artifacts"]}
+    assert settings["image"]["float_prefix"] is None and settings["text"]["float_prefix"] is None

@@ -107,7 +107,7 @@ def dequantized_weights(path: Path) -> dict[str, np.ndarray]:
 
 def test_quantizer_stores_the_gptq_integers(tiny_bundle_pristine: Path, image_feeds, tmp_path: Path):
     src = Bundle.load(tiny_bundle_pristine).artifact_path("image", "fp32")
-    scheme = replace(CPU_SCHEMES["conv"], float_prefix=False)  # the same layers quantized both ways
+    scheme = replace(CPU_SCHEMES["conv"], float_prefix_macs=0.0)  # the same layers quantized both ways
     settings = {}
     for rounding in ("gptq", "nearest"):
         settings[rounding] = quantize_int8(src, tmp_path / f"{rounding}.onnx", image_feeds.reader("image"),
