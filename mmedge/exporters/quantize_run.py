@@ -75,6 +75,8 @@ def validate(bundle: Bundle, opts: QuantizeOptions) -> list[str]:
         raise InputError(f"unknown weight rounding '{opts.rounding}' (choose from: {', '.join(ROUNDINGS)})")
     if opts.max_float_macs is not None and not 0.0 <= opts.max_float_macs <= 1.0:
         raise InputError(f"--max-float-macs must be in [0, 1], got {opts.max_float_macs}")
+    if opts.max_float_macs is not None and opts.precision != "int8":
+        raise InputError("--max-float-macs applies to --precision int8 only")
     if opts.max_float_macs and opts.target != "cpu":
         raise InputError("--max-float-macs applies to --target cpu only (TensorRT's flavour is all int8)")
     if opts.precision == "fp16" and opts.target != "cpu":
