@@ -178,9 +178,8 @@ class Pipeline:
             embeddings[m] = np.zeros((len(batch), self.embed_dim), dtype=np.float32)
             if m in results:
                 embeddings[m][rows[m]] = results[m][0]
-        todo = list(results)
         if timings is not None:
-            timings.update({f"encoder.{m}": results[m][1] for m in todo})
+            timings.update({f"encoder.{m}": ns for m, (_, ns) in results.items()})
             timings["encoders"] = time.perf_counter_ns() - start
         return embeddings
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from mmedge.errors import InputError
 from mmedge.exporters.weight_rounding import WeightedLayer, probe_session
 
 log = logging.getLogger(__name__)
@@ -59,21 +60,32 @@ def prefix_nodes(model: onnx.ModelProto, layers: list[WeightedLayer], k: int) ->
     return names
 
 
+def require_share(max_macs: float) -> None:
+    """InputError unless `max_macs` is a share of the MACs, in [0, 1]."""
+    if not 0.0 <= max_macs <= 1.0:
+        raise InputError(f"--max-float-macs must be in [0, 1], got {max_macs}")
+
+
 def restore_weights(rounded: onnx.ModelProto, original: onnx.ModelProto, layers: list[WeightedLayer]) -> None:
     """Put `original`'s weights of `layers` back into `rounded` (they run in float)."""
     source = {t.name: t for t in original.graph.initializer}
+    weights = {layer.weight for layer in layers}
     for init in rounded.graph.initializer:
-        if any(init.name == layer.weight for layer in layers):
+        if init.name in weights:
             init.CopyFrom(source[init.name])
 
 
-def output_error(reference: Path, candidate: Path, feeds: list[Feed], threads: int | None) -> float:
-    """Mean |candidate − reference| of the first output over `feeds`."""
-    ref = probe_session(onnx.load(str(reference)), [], threads)
-    got = probe_session(onnx.load(str(candidate)), [], threads)
-    name = ref.get_outputs()[0].name
-    diffs = [np.abs(got.run([name], f)[0] - ref.run([name], f)[0]).mean() for f in feeds]
-    return float(np.mean(diffs))
+def first_outputs(model: Path, feeds: list[Feed], threads: int | None) -> list[np.ndarray]:
+    """The model's first output on each feed."""
+    session = probe_session(onnx.load(str(model)), [], threads)
+    name = session.get_outputs()[0].name
+    return [session.run([name], f)[0] for f in feeds]
+
+
+def output_error(reference: list[np.ndarray], candidate: Path, feeds: list[Feed], threads: int | None) -> float:
+    """Mean |candidate − reference| of the first output over `feeds` (`reference`: the fp32 outputs)."""
+    got = first_outputs(candidate, feeds, threads)
+    return float(np.mean([np.abs(g - r).mean() for g, r in zip(got, reference, strict=True)]))
 
 
 def candidates(macs: list[int], max_macs: float) -> list[int]:
@@ -93,6 +105,7 @@ def search(original: Path, rounded: Path, dst: Path, work: Path, layers: list[We
     (all nodes kept float, summary for the settings)."""
     base, source = onnx.load(str(original)), onnx.load(str(rounded))
     macs = layer_macs(base, layers, feeds[0], threads)
+    reference = first_outputs(original, feeds, threads)  # fp32, computed once for every candidate
     errors: dict[int, float] = {}
     for k in candidates(macs, max_macs):
         model = onnx.ModelProto()
@@ -102,7 +115,7 @@ def search(original: Path, rounded: Path, dst: Path, work: Path, layers: list[We
         kept = {layer.weight for layer in layers[:k]}
         quantize(work / f"k{k}.src.onnx", work / f"k{k}.onnx", sorted({*exclude, *prefix_nodes(base, layers, k)}),
                  {n: v for n, v in overrides.items() if n not in kept})
-        errors[k] = output_error(original, work / f"k{k}.onnx", feeds, threads)
+        errors[k] = output_error(reference, work / f"k{k}.onnx", feeds, threads)
     best = min(errors.values())
     chosen = min(k for k, e in errors.items() if e <= TOLERANCE * best)
     shutil.copyfile(work / f"k{chosen}.onnx", dst)

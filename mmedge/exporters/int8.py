@@ -50,13 +50,13 @@ from onnxruntime.quantization import (
 
 from mmedge.errors import ExportError, InputError
 from mmedge.exporters.calibration import FeedReader
-from mmedge.exporters.float_prefix import search
+from mmedge.exporters.float_prefix import require_share, search
 from mmedge.exporters.fp16 import frontend_nodes
 from mmedge.exporters.qdq_check import float_nodes
 from mmedge.exporters.weight_rounding import (
-    ROUNDINGS,
     WeightedLayer,
     accumulate_hessians,
+    require_rounding,
     round_weights,
     weighted_layers,
 )
@@ -269,12 +269,10 @@ def quantize_int8(src: str | Path, dst: str | Path, reader: FeedReader | None, t
     model = onnx.load(str(src))
     scheme = scheme or choose_scheme(target, model)
     if rounding is not None:
-        if rounding not in ROUNDINGS:
-            raise InputError(f"unknown weight rounding '{rounding}' (choose from: {', '.join(ROUNDINGS)})")
+        require_rounding(rounding)
         scheme = replace(scheme, rounding=rounding)
     if float_prefix_macs is not None:
-        if not 0.0 <= float_prefix_macs <= 1.0:
-            raise InputError(f"the float prefix's share of MACs must be in [0, 1], got {float_prefix_macs}")
+        require_share(float_prefix_macs)
         if scheme.float_prefix_macs > 0:  # only schemes that search a prefix (conv nets, cpu) take one
             scheme = replace(scheme, float_prefix_macs=float_prefix_macs)
     calibration_method(method)

@@ -14,10 +14,11 @@ import numpy as np
 from mmedge.bundle import Bundle
 from mmedge.errors import ExportError, InputError
 from mmedge.exporters.calibration import ComponentFeeds, component_feeds, data_spec, load_samples
+from mmedge.exporters.float_prefix import require_share
 from mmedge.exporters.fp16 import convert_fp16
 from mmedge.exporters.int8 import METHODS, TARGETS, quantize_int8
 from mmedge.exporters.qdq_check import check_trt_qdq
-from mmedge.exporters.weight_rounding import ROUNDINGS
+from mmedge.exporters.weight_rounding import require_rounding
 from mmedge.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,9 @@ def validate(bundle: Bundle, opts: QuantizeOptions) -> list[str]:
         raise InputError(f"unknown target '{opts.target}' (choose from: {', '.join(TARGETS)})")
     if opts.method not in METHODS:
         raise InputError(f"unknown calibration method '{opts.method}' (choose from: {', '.join(METHODS)})")
-    if opts.rounding not in ROUNDINGS:
-        raise InputError(f"unknown weight rounding '{opts.rounding}' (choose from: {', '.join(ROUNDINGS)})")
-    if opts.max_float_macs is not None and not 0.0 <= opts.max_float_macs <= 1.0:
-        raise InputError(f"--max-float-macs must be in [0, 1], got {opts.max_float_macs}")
+    require_rounding(opts.rounding)
+    if opts.max_float_macs is not None:
+        require_share(opts.max_float_macs)
     if opts.max_float_macs is not None and opts.precision != "int8":
         raise InputError("--max-float-macs applies to --precision int8 only")
     if opts.max_float_macs and opts.target != "cpu":

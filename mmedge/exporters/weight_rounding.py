@@ -33,6 +33,12 @@ DAMPING = 0.01  # of the mean Hessian diagonal: keeps the inverse stable for rar
 MAX_ROWS = 65_536  # input rows (patches) per layer and batch used for its Hessian; plenty for K ≤ 1,280
 
 
+def require_rounding(rounding: str) -> None:
+    """InputError unless `rounding` is one of ROUNDINGS."""
+    if rounding not in ROUNDINGS:
+        raise InputError(f"unknown weight rounding '{rounding}' (choose from: {', '.join(ROUNDINGS)})")
+
+
 @dataclass
 class WeightedLayer:
     """A Conv/Gemm/MatMul with a constant weight, as [groups, out per group, columns]."""
