@@ -28,7 +28,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check mmedge tests benchmarks
-	$(PY) tests/backends/test_tensorrt_typing.py .mypy_stubs
+	$(PY) tests/runtime/backends/tensorrt/test_typing.py .mypy_stubs
 	$(VENV)/bin/mypy mmedge
 
 bench: install

@@ -3,7 +3,7 @@ the whole pipeline (sequential vs concurrent encoders), with GPU stage times fro
 
     python benchmarks/gpu_bench.py [BUNDLE] [--iters 50] [--batch 1] [--json out.json]
 
-Without BUNDLE it benchmarks a small synthetic bundle (tests/backends/gpu_utils.py). Runs from
+Without BUNDLE it benchmarks a small synthetic bundle (tests/gpu_utils.py). Runs from
 a checkout without installing mmedge. Prints one table; with --json (or $OUT set) also writes
 the numbers as JSON.
 """
@@ -151,9 +151,9 @@ def pipeline_feeds(
 
 def bench_precision(bundle: Bundle, precision: str, feeds: dict, args: Any, report: dict) -> None:
     """Build (or reuse) the engines of one precision and measure components and pipeline."""
-    from mmedge.backends.tensorrt.build import BuildOptions, build_bundle
-    from mmedge.backends.tensorrt.gpu_pipeline import run_concurrent, run_sequential
-    from mmedge.backends.tensorrt.runner import make_runner
+    from mmedge.runtime.backends.tensorrt.build import BuildOptions, build_bundle
+    from mmedge.runtime.backends.tensorrt.executor import run_concurrent, run_sequential
+    from mmedge.runtime.backends.tensorrt.runner import make_runner
 
     built = build_bundle(bundle.root, BuildOptions(precision=precision))
     report["builds"][precision] = [
@@ -235,11 +235,11 @@ def print_report(report: dict, precisions: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 on success, 1 on an mmedge error, 2 without TensorRT/GPU."""
     args = parse_args(argv)
-    from mmedge.backends.tensorrt.env import probe_environment
+    from mmedge.runtime.backends.tensorrt.env import probe_environment
 
     root = args.bundle or synthetic_bundle(args.work)
     bundle = Bundle.load(root)
-    from mmedge.backends.tensorrt.cache import engine_precision  # "int8" -> "int8-trt" (TensorRT's QDQ)
+    from mmedge.runtime.backends.tensorrt.cache import engine_precision  # "int8" -> "int8-trt" (TensorRT's QDQ)
 
     wanted = [engine_precision(p) for p in args.precisions.split(",")]
     precisions = [p for p in wanted if all(p in c.artifacts for c in bundle.components.values())]

@@ -119,7 +119,7 @@ def version(module):
     return get
 
 def tensorrt():
-    from mmedge.backends.tensorrt.env import require_tensorrt
+    from mmedge.runtime.backends.tensorrt.env import require_tensorrt
     return require_tensorrt()
 
 def onnxruntime():
@@ -128,7 +128,7 @@ def onnxruntime():
 
 def cuda(name):
     def probe():
-        from mmedge.backends.tensorrt.cuda import probe_cuda
+        from mmedge.runtime.cuda.select import probe_cuda
         ok, why = probe_cuda(name)
         if not ok:
             raise RuntimeError(why)
@@ -140,7 +140,7 @@ for label, fn in [("numpy", version("numpy")), ("onnx", version("onnx")), ("onnx
                   ("typer", version("typer")), ("rich", version("rich")), ("pytest", version("pytest"))]:
     show(label, fn)
 try:
-    from mmedge.backends.tensorrt.env import probe_environment
+    from mmedge.runtime.backends.tensorrt.env import probe_environment
     print("  environment     ", probe_environment().to_json())
 except Exception as exc:
     print(f"  environment      unavailable: {exc}")

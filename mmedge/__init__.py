@@ -14,13 +14,13 @@ __version__ = "0.1.0"
 __all__ = ["MmedgeError", "Pipeline", "__version__"]
 
 if TYPE_CHECKING:
-    from mmedge.pipeline import Pipeline
+    from mmedge.runtime.pipeline import Pipeline
 
 
 def __getattr__(name: str) -> Any:
     """Import `Pipeline` lazily so that `import mmedge` pulls no runtime backend."""
     if name == "Pipeline":
-        from mmedge.pipeline import Pipeline
+        from mmedge.runtime.pipeline import Pipeline
 
         return Pipeline
     raise AttributeError(f"module 'mmedge' has no attribute {name!r}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mmedge.errors import BundleError
-from mmedge.io_utils import sha256_file, write_json
+from mmedge.io import sha256_file, write_json
 from mmedge.specs import COMPONENTS, HEAD, MODALITIES, PRECISIONS, TensorSpec
 
 SCHEMA_VERSION = 1

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mmedge.bundle import Bundle
     from mmedge.data.preprocess import Batch
     from mmedge.data.sample import Dataset
-    from mmedge.pipeline import Pipeline
+    from mmedge.runtime.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def accuracy_key(bundle_modalities: list[str], modalities: list[str]) -> str:
 
 def pipeline_accuracy(pipe: Pipeline, dataset: Dataset, backend: str, precision: str, key: str) -> float:
     """Accuracy of one loaded pipeline on `dataset` under the `key` modality subset."""
-    from mmedge.evaluate import evaluate_pipeline
+    from mmedge.eval.evaluate import evaluate_pipeline
 
     return float(evaluate_pipeline(pipe, dataset, backend, precision).subsets[key]["accuracy"])
 

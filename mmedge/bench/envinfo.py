@@ -260,7 +260,7 @@ def git_commit(cwd: Path | None = None) -> dict[str, Any] | None:
 
 def _bundle_record(bundle_root: Path) -> dict[str, Any]:
     """Path and bundle.json sha256 of a bundle directory."""
-    from mmedge.io_utils import sha256_file
+    from mmedge.io import sha256_file
 
     manifest = Path(bundle_root) / "bundle.json"
     record: dict[str, Any] = {"path": str(bundle_root), "bundle_json_sha256": None}

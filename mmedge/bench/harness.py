@@ -34,7 +34,7 @@ from mmedge.errors import InputError, MmedgeError
 
 if TYPE_CHECKING:
     from mmedge.bundle import Bundle
-    from mmedge.pipeline import Pipeline
+    from mmedge.runtime.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _rss_mb() -> float | None:
 
 def load_pipeline(spec: BenchSpec, backend: str, precision: str) -> tuple[Pipeline | None, str | None, float | None]:
     """(pipeline, error, RSS growth in MiB) of one configuration; torch.compile failures become an error."""
-    from mmedge.pipeline import Pipeline
+    from mmedge.runtime.pipeline import Pipeline
 
     runner_backend, options = split_backend(backend)
     before = _rss_mb()

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from mmedge.bench.workload import Workload
     from mmedge.data.preprocess import Preprocessor
     from mmedge.data.sample import Sample
-    from mmedge.pipeline import BatchOutput, Pipeline
+    from mmedge.runtime.pipeline import BatchOutput, Pipeline
 
 logger = logging.getLogger(__name__)
 

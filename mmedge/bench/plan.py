@@ -99,7 +99,7 @@ def _has_precision(bundle: Bundle, precision: str, components: list[str]) -> boo
 
 def plan_configs(spec: BenchSpec, bundle: Bundle, modalities: list[str]) -> list[tuple[str, str]]:
     """(backend, precision) pairs in measurement order; the first is the reference."""
-    from mmedge.backends.base import available_backends
+    from mmedge.runtime.runner import available_backends
 
     pairs = list(spec.configs) if spec.configs else [(b, p) for b in spec.backends for p in spec.precisions]
     if spec.compile and not spec.configs and "torch" in spec.backends and "fp32" in spec.precisions:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmedge.errors import InputError, require
-from mmedge.io_utils import atomic_path
+from mmedge.io import atomic_path
 
 if TYPE_CHECKING:
     from mmedge.bench.report import BenchReport

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mmedge.bench.costmodel import Cost
 from mmedge.bench.stats import LatencyStats
 from mmedge.errors import InputError
-from mmedge.io_utils import write_json
+from mmedge.io import write_json
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -154,7 +154,7 @@ def add_precisions(entry: SuiteBundle, say: Say = _quiet) -> None:
         if all(precision in c.artifacts for c in bundle.components.values()):
             continue
         try:
-            from mmedge.exporters.quantize_run import QuantizeOptions, quantize_bundle
+            from mmedge.quantize.run import QuantizeOptions, quantize_bundle
 
             target = "tensorrt" if precision == "int8-trt" else "cpu"
             say(f"{entry.name}: adding {precision} artifacts")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmedge.bench.report import BenchReport, BenchResult, plot_latency, plot_pareto, save_json, to_markdown
-from mmedge.io_utils import atomic_path
+from mmedge.io import atomic_path
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -19,7 +19,7 @@ from mmedge.errors import InputError
 if TYPE_CHECKING:
     from mmedge.data.preprocess import Batch
     from mmedge.data.sample import Sample
-    from mmedge.pipeline import Pipeline
+    from mmedge.runtime.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import typer
 from mmedge.cli.common import console, handle_errors, print_json
 
 if TYPE_CHECKING:
-    from mmedge.backends.tensorrt.build import BuildReport
+    from mmedge.runtime.backends.tensorrt.build import BuildReport
 
 
 def register(app: typer.Typer) -> None:
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Build TensorRT engines (strongly typed, precision from the ONNX) and record them in the bundle."""
-        from mmedge.backends.tensorrt.build import BuildOptions, build_bundle
+        from mmedge.runtime.backends.tensorrt.build import BuildOptions, build_bundle
 
         names = tuple(c.strip() for c in components.split(",") if c.strip()) if components else None
         options = BuildOptions(

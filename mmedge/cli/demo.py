@@ -25,7 +25,7 @@ def demo(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """digits → train → export → eval → latency (PyTorch vs ONNX Runtime) → final table."""
-    from mmedge.demo import run_demo
+    from mmedge.workflow import run_demo
 
     with console.status("demo", spinner="dots") as status:
         result = run_demo(workdir, out, epochs, iters, step=lambda msg: status.update(msg))

@@ -36,8 +36,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Evaluate a bundle on a dataset; with several precisions, also compare them with fp32."""
-    from mmedge.evaluate import EVAL_BATCH, evaluate_bundle
-    from mmedge.precision_report import parse_precisions, precision_report
+    from mmedge.eval.evaluate import EVAL_BATCH, evaluate_bundle
+    from mmedge.eval.precision_report import parse_precisions, precision_report
 
     batch = batch or EVAL_BATCH
 
@@ -65,8 +65,8 @@ def write_report(bundle: Path, data: str, split: str | None, backend: str, threa
                  out: Path, robustness: bool) -> None:
     """Confusion matrix, per-class report and (optionally) robustness curves of one precision."""
     from mmedge.bundle import Bundle
-    from mmedge.eval_plots import write_eval_report
-    from mmedge.robustness import evaluate_robustness
+    from mmedge.eval.plots import write_eval_report
+    from mmedge.eval.robustness import evaluate_robustness
 
     curves = None
     if robustness:
@@ -80,7 +80,7 @@ def resolve_auto(bundle: Path, precisions: list[Any]) -> list[Any]:
     if "auto" not in precisions:
         return precisions
     from mmedge.bundle import Bundle
-    from mmedge.precision_report import resolve
+    from mmedge.eval.precision_report import resolve
 
     loaded = Bundle.load(bundle, verify=False)
     return [resolve(loaded, "auto") if p == "auto" else p for p in precisions]
@@ -88,7 +88,7 @@ def resolve_auto(bundle: Path, precisions: list[Any]) -> list[Any]:
 
 def label(precision: Any) -> str:
     """'int8' or 'text=int8,…'."""
-    from mmedge.precision_report import precision_label
+    from mmedge.eval.precision_report import precision_label
 
     return precision_label(precision)
 

@@ -22,7 +22,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show every artifact of a bundle (hashes are verified)."""
-    from mmedge.inspect_bundle import inspect_bundle
+    from mmedge.eval.inspect import inspect_bundle
 
     info = inspect_bundle(bundle)
     if as_json:

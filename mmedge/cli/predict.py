@@ -28,7 +28,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Print the label and class probabilities."""
-    from mmedge.pipeline import Pipeline
+    from mmedge.runtime.pipeline import Pipeline
 
     with Pipeline.from_bundle(bundle, backend=backend, precision=precision, threads=threads) as pipe:
         result = pipe.predict(text=text, image=str(image) if image else None, audio=str(audio) if audio else None)

@@ -46,7 +46,7 @@ def quantize(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add fp16 or int8 artifacts to a bundle (hashes, settings, parity vs fp32 on real samples)."""
-    from mmedge.exporters.quantize_run import QuantizeOptions, quantize_bundle
+    from mmedge.quantize.run import QuantizeOptions, quantize_bundle
 
     if not auto and precision is None:
         raise InputError("give --precision fp16|int8, or --auto to choose a precision per component")
@@ -57,7 +57,7 @@ def quantize(
         if auto:
             results = ensure_candidates(bundle, opts, lambda s: status.update(s))
             status.update("measuring candidates …")
-            from mmedge.exporters.auto_precision import auto_precision
+            from mmedge.quantize.auto_precision import auto_precision
 
             chosen = auto_precision(bundle, calib, budget=budget, min_agreement=min_agreement, threads=threads)
         else:
@@ -84,7 +84,7 @@ def ensure_candidates(bundle: Path, opts: Any, progress: Any) -> list[Any]:
     from dataclasses import replace
 
     from mmedge.bundle import Bundle
-    from mmedge.exporters.quantize_run import quantize_bundle
+    from mmedge.quantize.run import quantize_bundle
 
     loaded = Bundle.load(bundle)
     results = []

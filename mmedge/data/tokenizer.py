@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mmedge.errors import InputError
-from mmedge.io_utils import atomic_path
+from mmedge.io import atomic_path
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from mmedge import __version__
-from mmedge.backends.onnxruntime import OrtRunner
 from mmedge.bundle import Bundle, Component
 from mmedge.data.manifest import resolve_dataset
 from mmedge.data.preprocess import Preprocessor
 from mmedge.errors import ExportError
 from mmedge.exporters.onnx_export import OPSET, export_module
-from mmedge.io_utils import atomic_path
+from mmedge.io import atomic_path
+from mmedge.runtime.backends.onnxruntime.runner import OrtRunner
 from mmedge.specs import HEAD, TensorSpec, embedding_name
 from mmedge.train.checkpoint import CHECKPOINT, RUN_META, LoadedRun, load_run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from mmedge.errors import ExportError
-from mmedge.io_utils import atomic_path
+from mmedge.io import atomic_path
 from mmedge.specs import TensorSpec
 
 log = logging.getLogger(__name__)

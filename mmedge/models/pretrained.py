@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mmedge.errors import ConfigError, MissingDependencyError, require
-from mmedge.io_utils import atomic_path
+from mmedge.io import atomic_path
 from mmedge.models.audio_frontend import LogMel
 from mmedge.models.encoders import Encoder, batch_range, register_encoder
 from mmedge.specs import TensorSpec

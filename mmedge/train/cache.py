@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmedge.io_utils import atomic_path
+from mmedge.io import atomic_path
 from mmedge.models.classifier import MultimodalClassifier
 from mmedge.models.encoders import Encoder
 from mmedge.models.pretrained import PretrainedEncoder

@@ -9,7 +9,7 @@ from typing import Any
 
 from mmedge.config import RunConfig, from_dict
 from mmedge.errors import InputError
-from mmedge.io_utils import atomic_path, write_json
+from mmedge.io import atomic_path, write_json
 from mmedge.models.classifier import MultimodalClassifier
 
 CHECKPOINT = "model.safetensors"

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mmedge.config import TrainConfig
-from mmedge.metrics import evaluate_subsets
+from mmedge.eval.metrics import evaluate_subsets
 from mmedge.models.classifier import MultimodalClassifier
 from mmedge.train.cache import EmbeddingStore, encoder_features, frozen_part, project_features
 from mmedge.train.tensors import SplitTensors, modality_dropout

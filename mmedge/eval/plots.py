@@ -1,0 +1,79 @@
+"""Evaluation report files: confusion-matrix PNG, per-class and per-subset JSON, robustness curves.
+
+matplotlib (Agg backend) is imported inside the plotting functions only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mmedge.io import atomic_path, write_json
+
+if TYPE_CHECKING:
+    from mmedge.eval.evaluate import EvalResult
+    from mmedge.eval.robustness import RobustnessCurve
+
+
+def plot_confusion(confusion: list[list[int]] | np.ndarray, labels: list[str], path: str | Path,
+                   title: str = "", normalize: bool = True) -> Path:
+    """Confusion matrix (rows = true, columns = predicted) as a PNG; cells show counts, colour = row share."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(confusion, dtype=np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(labels):
+        raise ValueError(f"confusion must be {len(labels)}x{len(labels)}, got shape {cm.shape}")
+    shares = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1.0) if normalize else cm
+    side = max(4.0, 0.55 * len(labels) + 1.5)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class" if normalize else "count")
+    ticks = np.arange(len(labels))
+    ax.set_xticks(ticks, labels, rotation=45, ha="right")
+    ax.set_yticks(ticks, labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = 0.5 * (shares.max() if shares.size else 1.0)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if cm[i, j]:
+                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
+                        color="white" if shares[i, j] > threshold else "black")
+    accuracy = float(np.trace(cm) / cm.sum()) if cm.sum() else 0.0
+    ax.set_title(f"{title + ' — ' if title else ''}accuracy {accuracy:.3f}")
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out, write a figure as PNG atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_eval_report(result: EvalResult, out_dir: str | Path, labels: list[str],
+                      curves: list[RobustnessCurve] | None = None, title: str = "") -> dict[str, Path]:
+    """Write confusion.png, per_class.json, subsets.json (and robustness.json/.png) for an EvalResult."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"confusion": plot_confusion(result.confusion, labels, out / "confusion.png", title)}
+    write_json(out / "per_class.json", result.per_class)
+    write_json(out / "subsets.json", result.subsets)
+    files["per_class"], files["subsets"] = out / "per_class.json", out / "subsets.json"
+    if curves:
+        from mmedge.eval.robustness import plot_robustness
+
+        write_json(out / "robustness.json", [c.to_json() for c in curves])
+        files["robustness"] = plot_robustness(curves, out / "robustness.png", title)
+        files["robustness_json"] = out / "robustness.json"
+    return files

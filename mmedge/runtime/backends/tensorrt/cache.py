@@ -1,0 +1,292 @@
+"""Engine cache: the key, the JSON sidecar next to each `.plan`, and the load-time checks.
+
+A `.plan` is byte-for-byte what TensorRT serialized (fixed decision 6). Everything about it
+lives in `<component>.<precision>.<key12>.json` and in `bundle.json["engines"]`:
+
+    engines[component][precision][key12] =
+        {plan, sidecar, sha256, tensorrt, gpu, compute_capability, built_at}
+
+The key is the sha256 of a canonical JSON of the environment (TensorRT, GPU, compute
+capability, CUDA runtime/driver, L4T), the component, precision, optimization profiles,
+build flags (DLA core included) and the source ONNX sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmedge.errors import EngineError
+from mmedge.io import write_json
+from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, short_version, version_tuple
+
+if TYPE_CHECKING:
+    from mmedge.bundle import Bundle
+
+KEY_SCHEMA = 1
+ENGINE_DIR = "engines"
+HARDWARE_COMPAT = ("none", "ampere+", "same-cc")
+TRT_INT8 = "int8-trt"  # the QDQ flavour made for TensorRT (mmedge quantize --target tensorrt)
+Shape = tuple[int, ...]
+Profile = tuple[Shape, Shape, Shape]  # (min, opt, max)
+
+
+@dataclass(frozen=True)
+class BuildFlags:
+    """Builder settings that change the engine (all part of the cache key)."""
+
+    workspace_gib: float = 4.0
+    dla_core: int | None = None
+    gpu_fallback: bool = False
+    version_compatible: bool = False
+    hardware_compat: str = "none"  # "none" | "ampere+" | "same-cc"
+    strongly_typed: bool = True  # always: precision comes from the ONNX (fixed decision 1)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BuildFlags:
+        """Parse from a sidecar's key fields."""
+        return cls(
+            workspace_gib=float(data.get("workspace_gib", 4.0)),
+            dla_core=data.get("dla_core"),
+            gpu_fallback=bool(data.get("gpu_fallback", False)),
+            version_compatible=bool(data.get("version_compatible", False)),
+            hardware_compat=str(data.get("hardware_compat", "none")),
+            strongly_typed=bool(data.get("strongly_typed", True)),
+        )
+
+
+def profiles_to_json(profiles: dict[str, Profile]) -> dict[str, dict[str, list[int]]]:
+    """Optimization profiles as {input: {min, opt, max}} lists (sorted by input name)."""
+    return {
+        name: {"min": list(p[0]), "opt": list(p[1]), "max": list(p[2])}
+        for name, p in sorted(profiles.items())
+    }
+
+
+def engine_precision(precision: str) -> str:
+    """The bundle precision TensorRT builds from: "int8" means the TensorRT-flavoured QDQ ("int8-trt")."""
+    return TRT_INT8 if precision == "int8" else precision
+
+
+def engine_key_fields(
+    env: TrtEnvironment,
+    *,
+    component: str,
+    precision: str,
+    onnx_sha256: str,
+    profiles: dict[str, Profile],
+    flags: BuildFlags,
+) -> dict[str, Any]:
+    """Everything an engine depends on, as a JSON-able dict (the input of `engine_key`)."""
+    return {
+        "schema": KEY_SCHEMA,
+        "environment": env.to_json(),
+        "component": component,
+        "precision": precision,
+        "onnx_sha256": onnx_sha256,
+        "profiles": profiles_to_json(profiles),
+        "flags": asdict(flags),
+    }
+
+
+def engine_key(fields: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON (sorted keys, no whitespace) of `fields`."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def engine_stem(component: str, precision: str, key: str) -> str:
+    """File stem of an engine: `<component>.<precision>.<key[:12]>`."""
+    return f"{component}.{precision}.{key[:12]}"
+
+
+@dataclass
+class EngineSidecar:
+    """The JSON next to a `.plan`: all key fields plus provenance of the build."""
+
+    key: str
+    fields: dict[str, Any]
+    plan: str  # path relative to the bundle root
+    plan_sha256: str
+    plan_bytes: int
+    built_at: str
+    build_seconds: float
+    builder_log: str | None = None
+    io: list[dict[str, Any]] = field(default_factory=list)
+    schema: int = KEY_SCHEMA
+
+    @property
+    def component(self) -> str:
+        """Component the engine runs."""
+        return str(self.fields["component"])
+
+    @property
+    def precision(self) -> str:
+        """Precision of the source ONNX."""
+        return str(self.fields["precision"])
+
+    @property
+    def environment(self) -> TrtEnvironment:
+        """The machine the engine was built on."""
+        return TrtEnvironment.from_json(self.fields["environment"])
+
+    @property
+    def flags(self) -> BuildFlags:
+        """The build flags."""
+        return BuildFlags.from_json(self.fields.get("flags", {}))
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialize the sidecar."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EngineSidecar:
+        """Parse a sidecar (KeyError/TypeError on malformed input)."""
+        return cls(
+            key=str(data["key"]),
+            fields=dict(data["fields"]),
+            plan=str(data["plan"]),
+            plan_sha256=str(data["plan_sha256"]),
+            plan_bytes=int(data["plan_bytes"]),
+            built_at=str(data["built_at"]),
+            build_seconds=float(data["build_seconds"]),
+            builder_log=data.get("builder_log"),
+            io=list(data.get("io", [])),
+            schema=int(data.get("schema", KEY_SCHEMA)),
+        )
+
+    def write(self, path: Path) -> None:
+        """Write atomically."""
+        write_json(path, self.to_json())
+
+    @classmethod
+    def read(cls, path: Path) -> EngineSidecar:
+        """Read a sidecar; EngineError if missing or malformed."""
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except FileNotFoundError as exc:
+            raise EngineError(
+                f"engine sidecar missing: {path}; rebuild the engine with mmedge build"
+            ) from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EngineError(
+                f"engine sidecar {path} is unreadable ({type(exc).__name__}: {exc}); "
+                "rebuild the engine with mmedge build"
+            ) from exc
+
+
+def rebuild_command(bundle_root: Path | str, sidecar: EngineSidecar) -> str:
+    """The `mmedge build` command line that rebuilds this engine on the current machine."""
+    flags = sidecar.flags
+    parts = [
+        "mmedge build",
+        str(bundle_root),
+        "--precision",
+        sidecar.precision,
+        "--components",
+        sidecar.component,
+    ]
+    if flags.dla_core is not None:
+        parts += ["--dla-core", str(flags.dla_core)] + (["--gpu-fallback"] if flags.gpu_fallback else [])
+    if flags.version_compatible:
+        parts.append("--version-compatible")
+    if flags.hardware_compat != "none":
+        parts += ["--hardware-compat", flags.hardware_compat]
+    return " ".join(parts)
+
+
+def compatibility_problem(sidecar: EngineSidecar, env: TrtEnvironment) -> str | None:
+    """Why the engine cannot run here (TensorRT version, GPU, compute capability), or None."""
+    built, flags = sidecar.environment, sidecar.flags
+    if flags.version_compatible:
+        if version_tuple(env.tensorrt) < version_tuple(built.tensorrt):
+            return "tensorrt"
+    elif env.tensorrt != built.tensorrt:
+        return "tensorrt"
+    if flags.hardware_compat == "ampere+":
+        if version_tuple(env.compute_capability) < (8, 0):
+            return "gpu"
+        return None
+    if env.compute_capability != built.compute_capability:
+        return "gpu"
+    if flags.hardware_compat == "none" and env.gpu != built.gpu:
+        return "gpu"
+    return None
+
+
+def mismatch_message(sidecar: EngineSidecar, env: TrtEnvironment, bundle_root: Path | str) -> str:
+    """'engine X was built for TensorRT A on G (sm_..); this is TensorRT B on H (sm_..): rebuild with: …'."""
+    built = sidecar.environment
+    return (
+        f"engine {sidecar.plan} was built for TensorRT {short_version(built.tensorrt, env.tensorrt)} on "
+        f"{built.gpu} ({built.sm}); this is TensorRT {short_version(env.tensorrt, built.tensorrt)} on "
+        f"{env.gpu} ({env.sm}): rebuild with: {rebuild_command(bundle_root, sidecar)}"
+    )
+
+
+def check_compatible(sidecar: EngineSidecar, env: TrtEnvironment, bundle_root: Path | str) -> None:
+    """Raise EngineError (with the rebuild command) unless the engine can run in `env`."""
+    if compatibility_problem(sidecar, env) is not None:
+        raise EngineError(mismatch_message(sidecar, env, bundle_root))
+
+
+def read_plan(bundle_root: Path, sidecar: EngineSidecar) -> bytes:
+    """The plan's bytes, after checking them against the sidecar's sha256."""
+    path = bundle_root / sidecar.plan
+    try:
+        payload = path.read_bytes()
+    except OSError as exc:
+        raise EngineError(
+            f"engine file missing: {path}; rebuild with: {rebuild_command(bundle_root, sidecar)}"
+        ) from exc
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != sidecar.plan_sha256:
+        raise EngineError(
+            f"engine file altered: {path} has sha256 {actual[:12]}…, its sidecar expects "
+            f"{sidecar.plan_sha256[:12]}…; rebuild with: {rebuild_command(bundle_root, sidecar)}"
+        )
+    return payload
+
+
+def record_engine(bundle: Bundle, sidecar: EngineSidecar, sidecar_file: str) -> None:
+    """Add (or refresh) the engine's entry in `bundle.engines` (the caller saves bundle.json)."""
+    built = sidecar.environment
+    by_precision = bundle.engines.setdefault(sidecar.component, {}).setdefault(sidecar.precision, {})
+    by_precision[sidecar.key[:12]] = {
+        "plan": sidecar.plan,
+        "sidecar": sidecar_file,
+        "sha256": sidecar.plan_sha256,
+        "tensorrt": built.tensorrt,
+        "gpu": built.gpu,
+        "compute_capability": built.compute_capability,
+        "built_at": sidecar.built_at,
+    }
+
+
+def select_engine(bundle: Bundle, component: str, precision: str, env: TrtEnvironment) -> EngineSidecar:
+    """The newest engine of `component` at `precision` that can run in `env`.
+
+    EngineError when there is none: no engine built yet, or only engines for another
+    TensorRT/GPU (then the message says which, and the rebuild command).
+    """
+    precision = engine_precision(precision)
+    records: dict[str, Any] = bundle.engines.get(component, {}).get(precision, {})
+    if not records:
+        raise EngineError(
+            f"bundle {bundle.root} has no {precision} TensorRT engine for '{component}'; build it "
+            f"with: mmedge build {bundle.root} --precision {precision} --components {component}"
+        )
+    sidecars = [EngineSidecar.read(bundle.root / str(rec["sidecar"])) for rec in records.values()]
+    sidecars.sort(key=lambda s: s.built_at, reverse=True)
+    for sidecar in sidecars:
+        if sidecar.component != component or sidecar.precision != precision:
+            raise EngineError(
+                f"engine sidecar for {sidecar.plan} says {sidecar.component}/{sidecar.precision}, "
+                f"bundle.json lists it under {component}/{precision}; rebuild with mmedge build --force"
+            )
+        if compatibility_problem(sidecar, env) is None:
+            return sidecar
+    raise EngineError(mismatch_message(sidecars[0], env, bundle.root))

@@ -1,0 +1,374 @@
+"""The "tensorrt" backend: one engine, one execution context and one CUDA stream per component.
+
+TensorRT 10 name-based I/O only (`num_io_tensors`, `get_tensor_name/mode/dtype`,
+`set_input_shape`, `set_tensor_address`, `execute_async_v3`). Pinned host and device buffers
+are sized once from the optimization profile's maximum and bound once; output shapes come
+from `context.get_tensor_shape` per call. `enqueue()`/`synchronize()` expose the async steps
+(the GPU pipeline runs encoders on their own streams with them) and every call is timed with
+CUDA events (H2D, compute, D2H) plus the host's enqueue time. Optional CUDA-graph replay of
+the compute for a fixed input shape. Nothing touches CUDA until `open()` (or `__enter__`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mmedge.errors import BackendError, EngineError
+from mmedge.runtime.backends.tensorrt.cache import (
+    EngineSidecar,
+    check_compatible,
+    read_plan,
+    rebuild_command,
+    select_engine,
+)
+from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, probe_environment, require_tensorrt
+from mmedge.runtime.backends.tensorrt.io_types import DeviceTensor, IOBuffer, StageTimes, dims_tuple
+from mmedge.runtime.cuda.select import CudaApi, get_cuda_api
+from mmedge.specs import TensorSpec
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+    from mmedge.bundle import Bundle
+
+log = logging.getLogger(__name__)
+RUNNER_OPTIONS = ("cuda_api", "cuda_graph", "env")
+
+
+class TensorRTRunner:
+    """Runner for one component's TensorRT engine (see module docstring)."""
+
+    def __init__(
+        self,
+        bundle_root: Path,
+        sidecar: EngineSidecar,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        cuda: CudaApi,
+        cuda_graph: bool = False,
+        env: TrtEnvironment | None = None,
+    ) -> None:
+        self.inputs, self.outputs = inputs, outputs
+        self.cuda, self.sidecar, self.cuda_graph = cuda, sidecar, cuda_graph
+        self.name = f"tensorrt:{sidecar.component}:{sidecar.precision}"
+        self.last_timings: StageTimes | None = None
+        self._root = bundle_root
+        self._env = env
+        self._logger: Any = None
+        self._runtime: trt.Runtime | None = None
+        self._engine: trt.ICudaEngine | None = None
+        self._context: trt.IExecutionContext | None = None
+        self._stream: int | None = None
+        self._events: list[int] = []
+        self._buffers: dict[str, IOBuffer] = {}
+        self._limits: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._out_shapes: dict[str, tuple[int, ...]] = {}
+        self._graph: int | None = None
+        self._pending = self._fetched = False
+        self._enqueue_ms = 0.0
+
+    # ---- Runner protocol ------------------------------------------------------------------
+    def __enter__(self) -> TensorRTRunner:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run synchronously on host arrays; return host outputs."""
+        self.enqueue(feed)
+        return self.synchronize()
+
+    # ---- set-up and teardown --------------------------------------------------------------
+    def open(self) -> None:
+        """Deserialize the engine (after checking its sha256) and allocate stream, events, buffers."""
+        if self._context is not None:
+            return
+        require_tensorrt()
+        import tensorrt as trt
+
+        from mmedge.runtime.backends.tensorrt.trt_logger import CapturingLogger
+
+        # Before deserializing: the sidecar must match this TensorRT/GPU and the plan its sha256.
+        check_compatible(self.sidecar, self._env or probe_environment(self.cuda), self._root)
+        payload = read_plan(self._root, self.sidecar)
+        try:
+            self._logger = CapturingLogger(None)
+            self._runtime = trt.Runtime(self._logger)
+            flags = self.sidecar.flags
+            if flags.version_compatible:
+                self._runtime.engine_host_code_allowed = True
+            if flags.dla_core is not None:
+                self._runtime.DLA_core = flags.dla_core
+            self._engine = self._runtime.deserialize_cuda_engine(payload)
+            if self._engine is None:
+                raise EngineError(
+                    f"TensorRT could not deserialize {self.sidecar.plan}: {self._logger.last_errors()}; "
+                    f"rebuild with: {rebuild_command(self._root, self.sidecar)}"
+                )
+            self._context = self._engine.create_execution_context()
+            if self._context is None:
+                raise EngineError(
+                    f"could not create an execution context for {self.sidecar.plan} "
+                    f"(out of GPU memory?): {self._logger.last_errors()}"
+                )
+            self._stream = self.cuda.stream_create()
+            self._events = [self.cuda.event_create() for _ in range(4)]
+            self._allocate(self._engine, self._context)
+        except BaseException:
+            self.close()
+            raise
+        log.info("%s: engine %s loaded", self.name, self.sidecar.plan)
+
+    def _allocate(self, engine: trt.ICudaEngine, context: trt.IExecutionContext) -> None:
+        import tensorrt as trt
+
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        ins = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outs = [n for n in names if n not in ins]
+        self._check_names(ins, outs)
+        for name in ins:
+            lo = hi = dims_tuple(engine.get_tensor_shape(name))
+            if -1 in lo:  # dynamic: the range of optimization profile 0 (the only one mmedge builds)
+                lo, _opt, hi = (dims_tuple(d) for d in engine.get_tensor_profile_shape(name, 0))
+            self._limits[name] = (lo, hi)
+            if not context.set_input_shape(name, hi):
+                raise EngineError(f"{self.name}: TensorRT rejected max shape {hi} for input '{name}'")
+        shapes = {n: self._limits[n][1] for n in ins}
+        shapes.update({n: dims_tuple(context.get_tensor_shape(n)) for n in outs})
+        for name in names:
+            if -1 in shapes[name]:
+                raise EngineError(
+                    f"{self.name}: output '{name}' has a data-dependent shape {shapes[name]}, "
+                    "which this runner does not support"
+                )
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            self._check_dtype(name, dtype)
+            self._buffers[name] = IOBuffer(name, dtype, shapes[name], self.cuda)
+            if not context.set_tensor_address(name, self._buffers[name].device):
+                raise EngineError(f"{self.name}: TensorRT rejected the device address of '{name}'")
+
+    def _check_names(self, ins: list[str], outs: list[str]) -> None:
+        want_in, want_out = {s.name for s in self.inputs}, {s.name for s in self.outputs}
+        if set(ins) != want_in or set(outs) != want_out:
+            raise EngineError(
+                f"{self.name}: engine I/O {sorted(ins)} -> {sorted(outs)} does not match bundle.json "
+                f"{sorted(want_in)} -> {sorted(want_out)}; rebuild with: "
+                f"{rebuild_command(self._root, self.sidecar)}"
+            )
+
+    def _check_dtype(self, name: str, dtype: np.dtype) -> None:
+        spec = next(s for s in [*self.inputs, *self.outputs] if s.name == name)
+        if np.dtype(spec.dtype) != dtype:
+            raise EngineError(
+                f"{self.name}: engine tensor '{name}' is {dtype}, bundle.json says {spec.dtype}"
+            )
+
+    def close(self) -> None:
+        """Release in a fixed order: graph, context, engine, runtime, then buffers, events, stream."""
+        if self._pending and self._stream is not None:
+            self._quietly("synchronize", self.cuda.stream_synchronize, self._stream)
+        self._pending = False
+        if self._graph is not None:
+            self._quietly("destroy graph", self.cuda.graph_destroy, self._graph)
+            self._graph = None
+        self._context = None
+        self._engine = None
+        self._runtime = None
+        self._logger = None
+        for buf in self._buffers.values():
+            self._quietly("free", self.cuda.free, buf.device)
+            self._quietly("free pinned", self.cuda.host_free, buf.host)
+        self._buffers.clear()
+        for event in self._events:
+            self._quietly("destroy event", self.cuda.event_destroy, event)
+        self._events = []
+        if self._stream is not None:
+            self._quietly("destroy stream", self.cuda.stream_destroy, self._stream)
+            self._stream = None
+        self._shapes, self._out_shapes, self._limits = {}, {}, {}
+
+    def _quietly(self, what: str, func: Any, *args: Any) -> None:
+        try:
+            func(*args)
+        except BackendError as exc:  # teardown goes on; the first failure is logged, not hidden
+            log.warning("%s: %s failed during close: %s", self.name, what, exc)
+
+    # ---- async execution ------------------------------------------------------------------
+    @property
+    def stream(self) -> int:
+        """This runner's CUDA stream (valid after open())."""
+        if self._stream is None:
+            raise BackendError(f"{self.name}: not open")
+        return self._stream
+
+    @property
+    def start_event(self) -> int:
+        """Event recorded before this call's H2D copies."""
+        return self._events[0]
+
+    @property
+    def compute_done_event(self) -> int:
+        """Event recorded right after the engine's work (outputs valid on the device)."""
+        return self._events[2]
+
+    @property
+    def end_event(self) -> int:
+        """Event recorded after this call's D2H copies."""
+        return self._events[3]
+
+    def device_output(self, name: str) -> DeviceTensor:
+        """An output of the last enqueue() as a device tensor (valid after compute_done_event)."""
+        if name not in self._out_shapes:
+            raise BackendError(
+                f"{self.name}: no output '{name}' enqueued (outputs: {sorted(self._out_shapes)})"
+            )
+        buf = self._buffers[name]
+        return DeviceTensor(buf.device, self._out_shapes[name], buf.dtype)
+
+    def enqueue(self, feed: Mapping[str, np.ndarray | DeviceTensor], fetch: bool = True) -> None:
+        """Queue H2D (or D2D for DeviceTensor inputs), compute and, with `fetch`, D2H on this stream."""
+        if self._pending:
+            raise BackendError(f"{self.name}: enqueue() called again before synchronize()")
+        self.open()
+        assert self._context is not None and self._stream is not None
+        started = time.perf_counter()
+        self._check_feed(feed)
+        shapes = {name: tuple(int(d) for d in value.shape) for name, value in feed.items()}
+        if shapes != self._shapes:
+            self._set_shapes(shapes)
+        cuda, stream, events = self.cuda, self._stream, self._events
+        cuda.event_record(events[0], stream)
+        for name, value in feed.items():
+            buf = self._buffers[name]
+            if isinstance(value, DeviceTensor):
+                cuda.memcpy_dtod_async(buf.device, value.ptr, value.nbytes, stream)
+            else:
+                np.copyto(buf.view(shapes[name]), value, casting="no")
+                cuda.memcpy_htod_async(buf.device, buf.host, value.nbytes, stream)
+        cuda.event_record(events[1], stream)
+        self._execute()
+        cuda.event_record(events[2], stream)
+        if fetch:
+            for name, shape in self._out_shapes.items():
+                buf = self._buffers[name]
+                cuda.memcpy_dtoh_async(buf.host, buf.device, buf.view(shape).nbytes, stream)
+        cuda.event_record(events[3], stream)
+        self._pending, self._fetched = True, fetch
+        self._enqueue_ms = (time.perf_counter() - started) * 1e3
+
+    def synchronize(self) -> dict[str, np.ndarray]:
+        """Wait for the enqueued call; return host outputs (empty without fetch) and set last_timings."""
+        if not self._pending or self._stream is None:
+            raise BackendError(f"{self.name}: synchronize() without a pending enqueue()")
+        self.cuda.stream_synchronize(self._stream)
+        self._pending = False
+        e, elapsed = self._events, self.cuda.event_elapsed_ms
+        self.last_timings = StageTimes(
+            h2d_ms=elapsed(e[0], e[1]),
+            compute_ms=elapsed(e[1], e[2]),
+            d2h_ms=elapsed(e[2], e[3]),
+            gpu_ms=elapsed(e[0], e[3]),
+            enqueue_ms=self._enqueue_ms,
+        )
+        if not self._fetched:
+            return {}
+        return {name: self._buffers[name].view(shape).copy() for name, shape in self._out_shapes.items()}
+
+    def _check_feed(self, feed: Mapping[str, np.ndarray | DeviceTensor]) -> None:
+        expected = {s.name for s in self.inputs}
+        if set(feed) != expected:
+            raise BackendError(
+                f"{self.name}: inputs {sorted(feed)} do not match the engine's {sorted(expected)}"
+            )
+        for spec in self.inputs:
+            value = feed[spec.name]
+            if value.dtype != np.dtype(spec.dtype) or len(value.shape) != len(spec.shape):
+                raise BackendError(
+                    f"{self.name}: input '{spec.name}' expects {spec.dtype} rank {len(spec.shape)}, "
+                    f"got {value.dtype} shape {tuple(value.shape)}"
+                )
+
+    def _set_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        assert self._context is not None
+        for name, shape in shapes.items():
+            lo, hi = self._limits[name]
+            if any(not a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True)):
+                raise BackendError(
+                    f"{self.name}: input '{name}' shape {shape} is outside the engine's profile "
+                    f"{lo}..{hi}; rebuild with a wider range: {rebuild_command(self._root, self.sidecar)}"
+                    f" --shapes {name}:MIN/OPT/MAX"
+                )
+            if not self._context.set_input_shape(name, shape):
+                raise BackendError(f"{self.name}: TensorRT rejected shape {shape} for input '{name}'")
+        self._shapes = shapes
+        self._out_shapes = {s.name: dims_tuple(self._context.get_tensor_shape(s.name)) for s in self.outputs}
+        if self._graph is not None:  # a graph is only valid for the shapes it was captured with
+            self.cuda.graph_destroy(self._graph)
+            self._graph = None
+
+    def _execute(self) -> None:
+        assert self._context is not None and self._stream is not None
+        if not self.cuda_graph:
+            if not self._context.execute_async_v3(self._stream):
+                raise BackendError(f"{self.name}: execute_async_v3 failed: {self._logger.last_errors()}")
+            return
+        if self._graph is None:
+            self._capture_graph()
+        assert self._graph is not None
+        self.cuda.graph_launch(self._graph, self._stream)
+
+    def _capture_graph(self) -> None:
+        assert self._context is not None and self._stream is not None
+        # TensorRT needs one plain enqueue after a shape change before capture (deferred set-up work).
+        if not self._context.execute_async_v3(self._stream):
+            raise BackendError(f"{self.name}: execute_async_v3 failed: {self._logger.last_errors()}")
+        self.cuda.graph_begin_capture(self._stream)
+        try:
+            captured = self._context.execute_async_v3(self._stream)
+        finally:
+            graph = self.cuda.graph_end_capture(self._stream)
+        if not captured:
+            self.cuda.graph_destroy(graph)
+            raise BackendError(
+                f"{self.name}: CUDA-graph capture of execute_async_v3 failed (run without "
+                f"cuda_graph): {self._logger.last_errors()}"
+            )
+        self._graph = graph
+        log.debug("%s: captured a CUDA graph for shapes %s", self.name, self._shapes)
+
+
+def make_runner(bundle: Bundle, component: str, precision: str, **options: Any) -> TensorRTRunner:
+    """Runner of `component`'s TensorRT engine at `precision` (options: cuda_api, cuda_graph, env).
+
+    Checks the sidecar against this machine's TensorRT/GPU before anything is deserialized.
+    """
+    unknown = sorted(set(options) - set(RUNNER_OPTIONS))
+    if unknown:
+        raise BackendError(
+            f"tensorrt backend: unknown option(s) {unknown} (known: {', '.join(RUNNER_OPTIONS)})"
+        )
+    if component not in bundle.components:
+        raise BackendError(f"bundle {bundle.root} has no component '{component}'")
+    require_tensorrt()
+    cuda = get_cuda_api(options.get("cuda_api"))
+    env: TrtEnvironment = options.get("env") or probe_environment(cuda)
+    sidecar = select_engine(bundle, component, precision, env)
+    comp = bundle.components[component]
+    return TensorRTRunner(
+        bundle.root,
+        sidecar,
+        comp.inputs,
+        comp.outputs,
+        cuda,
+        cuda_graph=bool(options.get("cuda_graph", False)),
+        env=env,
+    )

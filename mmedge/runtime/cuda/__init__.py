@@ -1,0 +1,1 @@
+"""mmedge/runtime/cuda."""

@@ -1,0 +1,249 @@
+"""Engine cache key, sidecar, compatibility checks and engine selection: CPU-only, no TensorRT."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mmedge.errors import EngineError
+from mmedge.runtime.backends.tensorrt.cache import (
+    BuildFlags,
+    EngineSidecar,
+    check_compatible,
+    engine_key,
+    engine_key_fields,
+    read_plan,
+    record_engine,
+    select_engine,
+)
+from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, read_l4t_release, short_version
+
+ORIN = TrtEnvironment(
+    tensorrt="10.3.0.30",
+    gpu="Orin",
+    compute_capability="8.7",
+    cuda_runtime="12.6",
+    cuda_driver="12.6",
+    l4t="R36.4.3",
+)
+H200 = TrtEnvironment(
+    tensorrt="10.8.0.43", gpu="NVIDIA H200", compute_capability="9.0", cuda_runtime="12.8", cuda_driver="12.8"
+)
+PROFILES = {"input_ids": ((1, 1), (4, 64), (8, 128)), "attention_mask": ((1, 1), (4, 64), (8, 128))}
+
+
+def fields(env: TrtEnvironment = ORIN, **changes: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "component": "text",
+        "precision": "fp16",
+        "onnx_sha256": "ab" * 32,
+        "profiles": PROFILES,
+        "flags": BuildFlags(),
+    }
+    args.update(changes)
+    return engine_key_fields(env, **args)
+
+
+def make_sidecar(
+    env: TrtEnvironment = ORIN, payload: bytes = b"plan-bytes", **flag_changes: Any
+) -> EngineSidecar:
+    key_fields = fields(env, flags=BuildFlags(**flag_changes))
+    key = engine_key(key_fields)
+    return EngineSidecar(
+        key=key,
+        fields=key_fields,
+        plan=f"engines/text.fp16.{key[:12]}.plan",
+        plan_sha256=hashlib.sha256(payload).hexdigest(),
+        plan_bytes=len(payload),
+        built_at="2025-01-01T00:00:00+00:00",
+        build_seconds=1.5,
+        builder_log=f"engines/text.fp16.{key[:12]}.log",
+    )
+
+
+# ---- key ------------------------------------------------------------------------------------
+def test_key_is_stable_and_order_independent() -> None:
+    assert engine_key(fields()) == engine_key(fields())
+    reordered = dict(reversed(list(fields().items())))
+    assert engine_key(reordered) == engine_key(fields())
+    assert len(engine_key(fields())) == 64
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrtEnvironment)])
+def test_key_changes_with_every_environment_field(name: str) -> None:
+    current = getattr(ORIN, name)
+    other = dataclasses.replace(ORIN, **{name: (current or "") + "-other"})
+    assert engine_key(fields(other)) != engine_key(fields(ORIN))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"component": "image"},
+        {"precision": "int8"},
+        {"onnx_sha256": "cd" * 32},
+        {"profiles": {**PROFILES, "input_ids": ((1, 1), (4, 64), (8, 256))}},
+        {"profiles": {"input_ids": PROFILES["input_ids"]}},
+    ],
+)
+def test_key_changes_with_build_inputs(change: dict[str, Any]) -> None:
+    assert engine_key(fields(**change)) != engine_key(fields())
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(BuildFlags)])
+def test_key_changes_with_every_build_flag(name: str) -> None:
+    base = BuildFlags()
+    value = getattr(base, name)
+    new: Any = {
+        "workspace_gib": 8.0,
+        "dla_core": 0,
+        "gpu_fallback": True,
+        "version_compatible": True,
+        "hardware_compat": "ampere+",
+        "strongly_typed": not value,
+    }[name]
+    assert engine_key(fields(flags=dataclasses.replace(base, **{name: new}))) != engine_key(fields())
+
+
+def test_dla_core_number_changes_key() -> None:
+    assert engine_key(fields(flags=BuildFlags(dla_core=0))) != engine_key(
+        fields(flags=BuildFlags(dla_core=1))
+    )
+
+
+# ---- sidecar --------------------------------------------------------------------------------
+def test_sidecar_round_trip(tmp_path: Path) -> None:
+    sidecar = make_sidecar()
+    sidecar.io = [{"name": "input_ids", "mode": "input", "dtype": "DataType.INT64", "shape": [-1, -1]}]
+    path = tmp_path / "engines" / "x.json"
+    sidecar.write(path)
+    again = EngineSidecar.read(path)
+    assert again == sidecar
+    assert again.environment == ORIN
+    assert again.flags == BuildFlags()
+    assert again.component == "text" and again.precision == "fp16"
+    assert engine_key(again.fields) == again.key
+
+
+def test_sidecar_unreadable_is_engine_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    with pytest.raises(EngineError, match="unreadable"):
+        EngineSidecar.read(path)
+    with pytest.raises(EngineError, match="missing"):
+        EngineSidecar.read(tmp_path / "absent.json")
+
+
+# ---- compatibility --------------------------------------------------------------------------
+def test_mismatch_message_names_both_machines_and_the_rebuild_command() -> None:
+    with pytest.raises(EngineError) as info:
+        check_compatible(make_sidecar(ORIN), H200, "export/gpu")
+    message = str(info.value)
+    assert (
+        "was built for TensorRT 10.3 on Orin (sm_87); this is TensorRT 10.8 on NVIDIA H200 (sm_90)" in message
+    )
+    assert message.endswith("rebuild with: mmedge build export/gpu --precision fp16 --components text")
+    assert "\n" not in message
+
+
+def test_same_environment_is_compatible() -> None:
+    check_compatible(make_sidecar(ORIN), ORIN, "b")
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        dataclasses.replace(ORIN, tensorrt="10.3.0.31"),
+        dataclasses.replace(ORIN, gpu="Orin Nano"),
+        dataclasses.replace(ORIN, compute_capability="8.6"),
+    ],
+)
+def test_any_trt_or_gpu_difference_is_a_mismatch(current: TrtEnvironment) -> None:
+    with pytest.raises(EngineError, match="rebuild with"):
+        check_compatible(make_sidecar(ORIN), current, "b")
+
+
+def test_driver_or_l4t_difference_alone_still_loads() -> None:
+    check_compatible(make_sidecar(ORIN), dataclasses.replace(ORIN, cuda_driver="12.8", l4t="R36.5.0"), "b")
+
+
+def test_version_compatible_engine_loads_on_newer_tensorrt_only() -> None:
+    sidecar = make_sidecar(ORIN, version_compatible=True)
+    check_compatible(sidecar, dataclasses.replace(ORIN, tensorrt="10.8.0.43"), "b")
+    with pytest.raises(EngineError, match="--version-compatible"):
+        check_compatible(sidecar, dataclasses.replace(ORIN, tensorrt="10.2.0.1"), "b")
+
+
+def test_hardware_compatible_engine_loads_on_other_ampere_plus_gpu() -> None:
+    sidecar = make_sidecar(H200, hardware_compat="ampere+")
+    check_compatible(sidecar, dataclasses.replace(H200, gpu="NVIDIA A100", compute_capability="8.0"), "b")
+    with pytest.raises(EngineError, match="--hardware-compat ampere\\+"):
+        check_compatible(sidecar, dataclasses.replace(H200, gpu="Tesla T4", compute_capability="7.5"), "b")
+
+
+def test_rebuild_command_repeats_dla_flags() -> None:
+    with pytest.raises(EngineError) as info:
+        check_compatible(make_sidecar(ORIN, dla_core=1, gpu_fallback=True), H200, "b")
+    assert "--dla-core 1 --gpu-fallback" in str(info.value)
+
+
+def test_short_version_shows_the_parts_that_differ() -> None:
+    assert short_version("10.3.0.30", "10.8.0.43") == "10.3"
+    assert short_version("10.3.0.30", "10.3.1.2") == "10.3.0"
+    assert short_version("10.3.0.30", "10.3.0.30") == "10.3.0.30"
+
+
+def test_read_l4t_release(tmp_path: Path) -> None:
+    release = tmp_path / "nv_tegra_release"
+    release.write_text(
+        "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: x\n"
+    )
+    assert read_l4t_release(release) == "R36.4.3"
+    assert read_l4t_release(tmp_path / "absent") is None
+
+
+# ---- plan and selection ---------------------------------------------------------------------
+class _FakeBundle:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.engines: dict[str, dict[str, dict[str, object]]] = {}
+
+
+def _install(root: Path, sidecar: EngineSidecar, payload: bytes = b"plan-bytes") -> str:
+    (root / sidecar.plan).parent.mkdir(parents=True, exist_ok=True)
+    (root / sidecar.plan).write_bytes(payload)
+    sidecar_file = sidecar.plan.replace(".plan", ".json")
+    sidecar.write(root / sidecar_file)
+    return sidecar_file
+
+
+def test_read_plan_verifies_sha256(tmp_path: Path) -> None:
+    sidecar = make_sidecar()
+    _install(tmp_path, sidecar)
+    assert read_plan(tmp_path, sidecar) == b"plan-bytes"
+    (tmp_path / sidecar.plan).write_bytes(b"tampered")
+    with pytest.raises(EngineError, match="engine file altered"):
+        read_plan(tmp_path, sidecar)
+
+
+def test_select_engine_without_engines_says_how_to_build(tmp_path: Path) -> None:
+    bundle = _FakeBundle(tmp_path)
+    with pytest.raises(EngineError, match=f"mmedge build {tmp_path} --precision fp16 --components text"):
+        select_engine(bundle, "text", "fp16", ORIN)  # type: ignore[arg-type]
+
+
+def test_select_engine_picks_the_compatible_one(tmp_path: Path) -> None:
+    bundle = _FakeBundle(tmp_path)
+    for env in (ORIN, H200):
+        sidecar = make_sidecar(env)
+        record_engine(bundle, sidecar, _install(tmp_path, sidecar))  # type: ignore[arg-type]
+    assert len(bundle.engines["text"]["fp16"]) == 2
+    assert select_engine(bundle, "text", "fp16", H200).environment == H200  # type: ignore[arg-type]
+    assert select_engine(bundle, "text", "fp16", ORIN).environment == ORIN  # type: ignore[arg-type]
+    other = dataclasses.replace(H200, tensorrt="10.9.0.1")
+    with pytest.raises(EngineError, match=r"this is TensorRT 10\.9 on NVIDIA H200"):
+        select_engine(bundle, "text", "fp16", other)  # type: ignore[arg-type]
