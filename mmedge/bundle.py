@@ -7,12 +7,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmedge.errors import BundleError
+from mmedge.errors import BundleError, ConfigError
 from mmedge.io import sha256_file, write_json
-from mmedge.specs import COMPONENTS, HEAD, MODALITIES, PRECISIONS, TensorSpec
+from mmedge.serialize import DICT_KEY, SKIP, from_json, to_json
+from mmedge.specs import COMPONENTS, HEAD, MODALITIES, PRECISIONS, Preprocessing, TensorSpec
 
 SCHEMA_VERSION = 1
 MANIFEST = "bundle.json"
+
+# ---- layout: the one place that names the folders of a bundle and the exported batch range ----
+TORCH_DIR = "torch"  # the fp32 PyTorch reference (weights + run.json) for the torch backend
+ENGINE_DIR = "engines"  # TensorRT plans, their sidecars and build logs
+MAX_BATCH = 64
+BATCH_RANGE: tuple[int, int, int] = (1, 1, MAX_BATCH)  # (min, opt, max) of every exported "batch" axis
+
+
+def batch_range() -> dict[str, tuple[int, int, int]]:
+    """The `ranges` entry of a dynamic batch axis (a fresh dict each call)."""
+    return {"batch": BATCH_RANGE}
 
 
 @dataclass
@@ -22,26 +34,24 @@ class Artifact:
     file: str
     sha256: str
     bytes: int
-    parity: dict[str, float] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Serialize for bundle.json."""
-        return {"file": self.file, "sha256": self.sha256, "bytes": self.bytes,
-                "parity": self.parity, "settings": self.settings}
+        return to_json(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Artifact:
         """Parse from bundle.json."""
-        return cls(file=data["file"], sha256=data["sha256"], bytes=int(data["bytes"]),
-                   parity=dict(data.get("parity", {})), settings=dict(data.get("settings", {})))
+        return from_json(cls, data, error=BundleError)
 
 
 @dataclass
 class Component:
     """A modality encoder or the fusion head: its I/O contract and artifacts per precision."""
 
-    name: str
+    name: str = field(metadata=DICT_KEY)  # the key under bundle.json "components"
     kind: str  # "encoder" | "head"
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
@@ -49,40 +59,39 @@ class Component:
 
     def to_json(self) -> dict[str, Any]:
         """Serialize for bundle.json."""
-        return {
-            "kind": self.kind,
-            "inputs": [s.to_json() for s in self.inputs],
-            "outputs": [s.to_json() for s in self.outputs],
-            "artifacts": {p: a.to_json() for p, a in self.artifacts.items()},
-        }
+        return to_json(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, name: str, data: dict[str, Any]) -> Component:
         """Parse from bundle.json."""
-        return cls(
-            name=name,
-            kind=data["kind"],
-            inputs=[TensorSpec.from_json(s) for s in data["inputs"]],
-            outputs=[TensorSpec.from_json(s) for s in data["outputs"]],
-            artifacts={p: Artifact.from_json(a) for p, a in data.get("artifacts", {}).items()},
-        )
+        return from_json(cls, data, where=f"components.{name}", error=BundleError, given={"name": name})
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Bundle:
     """A bundle directory: ONNX files, optional engines, tokenizer, and bundle.json."""
 
-    root: Path
+    root: Path = field(metadata=SKIP)
+    schema_version: int = SCHEMA_VERSION
     name: str
     labels: list[str]
     modalities: list[str]
-    components: dict[str, Component]
-    preprocessing: dict[str, dict[str, Any]]
     fusion: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, Component]
+    preprocessing: Preprocessing
     engines: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        if not isinstance(self.preprocessing, Preprocessing):  # a plain dict (older callers)
+            self.preprocessing = Preprocessing.from_json(self.preprocessing)
+
+    @classmethod
+    def coerce(cls, bundle: Bundle | str | Path) -> Bundle:
+        """A Bundle passes through; a path is loaded and verified (once, by the caller's command)."""
+        return bundle if isinstance(bundle, Bundle) else cls.load(bundle)
 
     # ---- paths and lookups -------------------------------------------------------------
     def path(self, relative: str) -> Path:
@@ -115,18 +124,7 @@ class Bundle:
     # ---- (de)serialization -------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The bundle.json document."""
-        return {
-            "schema_version": self.schema_version,
-            "name": self.name,
-            "labels": self.labels,
-            "modalities": self.modalities,
-            "fusion": self.fusion,
-            "components": {n: c.to_json() for n, c in self.components.items()},
-            "preprocessing": self.preprocessing,
-            "engines": self.engines,
-            "provenance": self.provenance,
-            "metrics": self.metrics,
-        }
+        return to_json(self)  # type: ignore[no-any-return]
 
     def save(self) -> Path:
         """Write bundle.json atomically and return its path."""
@@ -170,21 +168,9 @@ class Bundle:
             raise BundleError(f"{root / MANIFEST}: schema_version is {version!r}, this mmedge reads "
                               f"{SCHEMA_VERSION}; re-export the bundle with this version of mmedge")
         try:
-            return cls(
-                root=root,
-                name=str(data["name"]),
-                labels=[str(x) for x in data["labels"]],
-                modalities=[str(m) for m in data["modalities"]],
-                components={n: Component.from_json(n, c) for n, c in data["components"].items()},
-                preprocessing=dict(data["preprocessing"]),
-                fusion=dict(data.get("fusion", {})),
-                engines=dict(data.get("engines", {})),
-                provenance=dict(data.get("provenance", {})),
-                metrics=dict(data.get("metrics", {})),
-            )
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise BundleError(f"{root / MANIFEST} is malformed ({type(exc).__name__}: {exc}); "
-                              "re-export the bundle") from exc
+            return from_json(cls, data, error=BundleError, given={"root": root})
+        except (BundleError, ConfigError) as exc:
+            raise BundleError(f"{root / MANIFEST} is malformed: {exc}; re-export the bundle") from exc
 
     def verify(self) -> None:
         """Check structure and that every artifact exists with its recorded sha256."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mmedge.errors import ConfigError
+from mmedge.serialize import from_json, to_json
 from mmedge.specs import MODALITIES
 
 
@@ -93,7 +93,7 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (JSON/YAML serializable)."""
-        return dataclasses.asdict(self)
+        return to_json(self)  # type: ignore[no-any-return]
 
     def digest(self) -> str:
         """Stable hash of the configuration (provenance)."""
@@ -118,25 +118,12 @@ class RunConfig:
 T = TypeVar("T")
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build a (nested) config dataclass from a dict, rejecting unknown keys."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        ftype = fields[name].type
-        sub = _dataclass_type(ftype)
-        kwargs[name] = from_dict(sub, value, f"{where}.{name}") if sub is not None else value
-    return cls(**kwargs)
-
-
-def _dataclass_type(annotation: Any) -> type | None:
-    names = {c.__name__: c for c in (TextConfig, ImageConfig, AudioConfig, ModelConfig, TrainConfig)}
-    return names.get(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
+def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
+    """Build a (nested) config dataclass from a dict; ConfigError naming the key path on a bad key or type."""
+    try:
+        return from_json(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def load_config(path: str | Path) -> RunConfig:

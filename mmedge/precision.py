@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, TypeAlias
 
 from mmedge.errors import BundleError, InputError
 from mmedge.specs import HEAD
@@ -77,6 +77,10 @@ class Precision:
         """A name, or the {component: name} map."""
         return self.name if self.name is not None else dict(self.per_component)
 
+    def explicit(self, bundle: Bundle) -> Precision:
+        """`auto` replaced by the per-component map stored in the bundle; anything else as is."""
+        return Precision.parse(self.choice(bundle)) if self.is_auto else self
+
     def choice(self, bundle: Bundle) -> dict[str, str]:
         """The user-level name per component of `bundle` (no backend mapping, no artifact check)."""
         components = [*bundle.modalities, HEAD]
@@ -108,7 +112,7 @@ class Precision:
         return self.label
 
 
-PrecisionLike = Union[str, Mapping[str, str], Precision]  # noqa: UP007  (used at run time in isinstance-free code)
+PrecisionLike: TypeAlias = "str | Mapping[str, str] | Precision"
 
 
 def artifact_key(precision: str, backend: str = "onnxruntime") -> str:

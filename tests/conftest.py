@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from standin_cuda import StandinCuda
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +67,22 @@ def quantized_bundle(quantized_bundle_pristine: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "qbundle"
     shutil.copytree(quantized_bundle_pristine, dest)
     return dest
+
+
+@pytest.fixture()
+def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandinCuda]:
+    """TensorRT and a CUDA device for this test: the stand-ins, wired the way the real ones would be."""
+    import standin_trt
+    from standin_cuda import StandinCuda
+
+    from mmedge.runtime.cuda import select
+
+    cuda = StandinCuda()
+    monkeypatch.setitem(sys.modules, "tensorrt", standin_trt)
+    monkeypatch.delitem(sys.modules, "mmedge.runtime.backends.tensorrt.trt_logger", raising=False)
+    monkeypatch.setattr(standin_trt, "CUDA", cuda)
+    monkeypatch.setattr(select, "_active", cuda)
+    monkeypatch.setattr(select, "_active_device", 0)
+    monkeypatch.setattr("mmedge.runtime.backends.tensorrt.env.read_l4t_release", lambda *a, **k: None)
+    monkeypatch.setattr("mmedge.runtime.backends.tensorrt.env.read_board_model", lambda *a, **k: None)
+    yield cuda

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mmedge.bundle import MANIFEST, Bundle
 from mmedge.errors import BundleError
-from mmedge.specs import HEAD
+from mmedge.io import sha256_file, write_json
+from mmedge.specs import HEAD, ImageSpec
 
 
 def test_load_round_trip(tiny_bundle: Path):
@@ -70,3 +72,90 @@ def test_missing_precision_names_the_fix(tiny_bundle: Path):
     bundle = Bundle.load(tiny_bundle)
     with pytest.raises(BundleError, match=r"mmedge quantize .* --precision int8"):
         bundle.artifact("image", "int8")
+
+
+# A bundle.json as the hand-written serializer before mmedge.serialize wrote it (one text encoder + head).
+LEGACY_KEYS = ["schema_version", "name", "labels", "modalities", "fusion", "components", "preprocessing", "engines",
+               "provenance", "metrics"]
+
+
+def legacy_manifest(root: Path) -> dict[str, Any]:
+    """Write two tiny artifact files and return an old-format bundle.json document naming them."""
+    arts = {}
+    for name in ("text", HEAD):
+        (root / f"{name}.onnx").write_bytes(name.encode())
+        arts[name] = {"file": f"{name}.onnx", "sha256": sha256_file(root / f"{name}.onnx"),
+                      "bytes": len(name), "parity": {"max_abs_diff": 0.0, "mean_abs_diff": 0.0, "samples": 4,
+                                                     "reference": "torch fp32"}, "settings": {"opset": 17}}
+    ids = {"name": "input_ids", "dtype": "int64", "shape": ["batch", "seq"],
+           "ranges": {"batch": [1, 1, 64], "seq": [1, 16, 16]}}
+    emb = {"name": "text_embedding", "dtype": "float32", "shape": ["batch", 8], "ranges": {"batch": [1, 1, 64]}}
+    present = {"name": "present", "dtype": "float32", "shape": ["batch", 1], "ranges": {"batch": [1, 1, 64]}}
+    logits = {"name": "logits", "dtype": "float32", "shape": ["batch", 2], "ranges": {"batch": [1, 1, 64]}}
+    return {
+        "schema_version": 1, "name": "legacy", "labels": ["no", "yes"], "modalities": ["text"],
+        "fusion": {"op": "concat", "requires_all": False},
+        "components": {
+            "text": {"kind": "encoder", "inputs": [ids, {**ids, "name": "attention_mask"}], "outputs": [emb],
+                     "artifacts": {"fp32": arts["text"]}},
+            HEAD: {"kind": "head", "inputs": [emb, present], "outputs": [logits], "artifacts": {"fp32": arts[HEAD]}},
+        },
+        "preprocessing": {"text": {"tokenizer": "tokenizer.json", "max_length": 16}},
+        "engines": {}, "provenance": {"mmedge": "0.1.0", "opset": 17}, "metrics": {"all": {"accuracy": 0.9}},
+    }
+
+
+def test_legacy_manifest_loads_and_saves_byte_identical(tmp_path: Path):
+    """An old bundle.json loads into typed specs and is written back byte for byte."""
+    write_json(tmp_path / MANIFEST, legacy_manifest(tmp_path))
+    before = (tmp_path / MANIFEST).read_bytes()
+    bundle = Bundle.load(tmp_path)
+    assert bundle.preprocessing.need_text().max_length == 16 and bundle.preprocessing.image is None
+    assert bundle.components["text"].inputs[0].ranges["seq"] == (1, 16, 16)
+    assert bundle.components[HEAD].name == HEAD
+    bundle.save()
+    assert (tmp_path / MANIFEST).read_bytes() == before
+    assert list(json.loads(before)) == LEGACY_KEYS
+
+
+def test_exported_manifest_keys_and_resave(tiny_bundle: Path):
+    """A tiny export's bundle.json has the documented keys in order and survives load → save unchanged."""
+    before = (tiny_bundle / MANIFEST).read_bytes()
+    data = json.loads(before)
+    assert list(data) == LEGACY_KEYS
+    assert list(data["preprocessing"]) == ["text", "image", "audio"]
+    assert list(data["preprocessing"]["image"]) == ["size", "channels", "mean", "std", "resize"]
+    assert list(data["components"]["text"]) == ["kind", "inputs", "outputs", "artifacts"]
+    bundle = Bundle.load(tiny_bundle)
+    assert isinstance(bundle.preprocessing.image, ImageSpec) and bundle.preprocessing.image.size == 32
+    bundle.save()
+    assert (tiny_bundle / MANIFEST).read_bytes() == before
+
+
+def test_wrong_type_in_manifest_names_key_path(tmp_path: Path):
+    """A wrong type in bundle.json is a BundleError naming the file and the key path."""
+    data = legacy_manifest(tmp_path)
+    data["preprocessing"]["text"]["max_length"] = "16"
+    write_json(tmp_path / MANIFEST, data)
+    with pytest.raises(BundleError, match=r"bundle\.json is malformed: preprocessing\.text\.max_length: expected int"):
+        Bundle.load(tmp_path)
+
+
+def test_coerce(tmp_path: Path):
+    """A Bundle passes through untouched; a path is loaded and verified."""
+    write_json(tmp_path / MANIFEST, legacy_manifest(tmp_path))
+    loaded = Bundle.coerce(tmp_path)
+    assert Bundle.coerce(loaded) is loaded and loaded.name == "legacy"
+    (tmp_path / "text.onnx").write_bytes(b"changed")
+    with pytest.raises(BundleError, match="bundle file altered"):
+        Bundle.coerce(str(tmp_path))
+
+
+def test_layout_constants():
+    """Folder names and the batch range live in mmedge.bundle (exporters and models import them)."""
+    from mmedge.bundle import BATCH_RANGE, ENGINE_DIR, TORCH_DIR, batch_range
+    from mmedge.exporters import export_run
+    from mmedge.models import encoders
+
+    assert (TORCH_DIR, ENGINE_DIR) == ("torch", "engines") and batch_range() == {"batch": BATCH_RANGE}
+    assert export_run.TORCH_DIR is TORCH_DIR and encoders.batch_range is batch_range

@@ -47,9 +47,9 @@ def component_costs(
     return out
 
 
-def _gflops(macs: int, ms: float) -> float | None:
-    """Achieved GFLOP/s for `macs` multiply-accumulates done in `ms` milliseconds."""
-    return 2.0 * macs / (ms * 1e-3) / 1e9 if ms > 0 else None
+def _gflops(cost: Cost, ms: float) -> float | None:
+    """Achieved GFLOP/s for `cost`'s FLOPs done in `ms` milliseconds."""
+    return cost.flops / (ms * 1e-3) / 1e9 if ms > 0 else None
 
 
 def compute_figures(
@@ -57,11 +57,11 @@ def compute_figures(
 ) -> dict[str, Any]:
     """GFLOP per call, achieved GFLOP/s at p50 and % of the estimated fp32 peak (total, per component)."""
     total = sum(costs.values(), Cost(0, 0, {}))
-    achieved = _gflops(total.macs, stats.p50_ms)
+    achieved = _gflops(total, stats.p50_ms)
     by_component: dict[str, Any] = {}
     for comp, cost in costs.items():
         stage = stages.get(HEAD if comp == HEAD else f"encoder.{comp}")
-        comp_gflops = _gflops(cost.macs, stage.p50_ms) if stage is not None else None
+        comp_gflops = _gflops(cost, stage.p50_ms) if stage is not None else None
         by_component[comp] = {
             "params": cost.params,
             "macs": cost.macs,
@@ -72,7 +72,7 @@ def compute_figures(
             "uncounted": cost.uncounted,
         }
     return {
-        "gflop_per_call": 2.0 * total.macs / 1e9,
+        "gflop_per_call": total.flops / 1e9,
         "achieved_gflops": achieved,
         "peak_gflops": peak_gflops,
         "pct_of_peak": 100.0 * achieved / peak_gflops if achieved is not None and peak_gflops else None,

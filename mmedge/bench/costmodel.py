@@ -292,20 +292,13 @@ def _node_macs(node: onnx.NodeProto, shapes: Mapping[str, tuple[int, ...] | None
     return 0
 
 
-def count_cost(
+def _counted_graph(
     onnx_path: str | Path | onnx.ModelProto,
     input_shapes: Mapping[str, tuple[int, ...]],
-    *,
-    axes: Mapping[str, int] | None = None,
-    runtime_fallback: bool = True,
-) -> Cost:
-    """Parameters and MACs of an ONNX model with its inputs fixed to `input_shapes`.
-
-    Inputs not named in `input_shapes` keep their static dims; named dynamic axes (e.g.
-    "batch", "seq") can instead be resolved through `axes`. Shapes come from ONNX shape
-    inference; where it cannot resolve a counted op and `runtime_fallback` is on, the model
-    runs once on zeros with onnxruntime (CPU) to observe them.
-    """
+    axes: Mapping[str, int] | None,
+    runtime_fallback: bool,
+) -> tuple[onnx.GraphProto, dict[str, tuple[int, ...] | None], dict[str, list[int]]]:
+    """The shape-inferred graph, its value shapes and the input shapes used."""
     onnx_mod: Any = require("onnx", "Counting parameters and MACs of an ONNX graph", "onnx>=1.16")
     model = _load(onnx_path)
     if len(model.functions):
@@ -330,6 +323,36 @@ def count_cost(
         base_dir = None if isinstance(onnx_path, onnx_mod.ModelProto) else Path(onnx_path).parent
         logger.info("static shape inference left %d values unknown: running the model once", len(unresolved))
         shapes.update(_runtime_shapes(model, unresolved, base_dir))
+    return graph, shapes, used
+
+
+def node_macs(
+    onnx_path: str | Path | onnx.ModelProto,
+    input_shapes: Mapping[str, tuple[int, ...]],
+    *,
+    axes: Mapping[str, int] | None = None,
+    runtime_fallback: bool = True,
+) -> dict[str, int | None]:
+    """MACs of every counted node (Conv, MatMul, Gemm, ...), keyed by its first output; None where unknown."""
+    graph, shapes, _ = _counted_graph(onnx_path, input_shapes, axes, runtime_fallback)
+    return {n.output[0]: _node_macs(n, shapes) for n in graph.node if n.op_type in _COUNTED_OPS and n.output}
+
+
+def count_cost(
+    onnx_path: str | Path | onnx.ModelProto,
+    input_shapes: Mapping[str, tuple[int, ...]],
+    *,
+    axes: Mapping[str, int] | None = None,
+    runtime_fallback: bool = True,
+) -> Cost:
+    """Parameters and MACs of an ONNX model with its inputs fixed to `input_shapes`.
+
+    Inputs not named in `input_shapes` keep their static dims; named dynamic axes (e.g.
+    "batch", "seq") can instead be resolved through `axes`. Shapes come from ONNX shape
+    inference; where it cannot resolve a counted op and `runtime_fallback` is on, the model
+    runs once on zeros with onnxruntime (CPU) to observe them.
+    """
+    graph, shapes, used = _counted_graph(onnx_path, input_shapes, axes, runtime_fallback)
     producers = {out: node.op_type for node in graph.node for out in node.output}
 
     by_op: defaultdict[str, int] = defaultdict(int)

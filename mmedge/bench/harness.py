@@ -31,6 +31,8 @@ from mmedge.bench.stats import instability_warning, summarize
 from mmedge.bench.summary import ordered_stages, write_outputs
 from mmedge.bench.workload import Workload, build_workload, load_samples, median_batch, split_arg
 from mmedge.errors import InputError, MmedgeError
+from mmedge.precision import artifact_key
+from mmedge.runtime.backends import backend_info
 
 if TYPE_CHECKING:
     from mmedge.bundle import Bundle
@@ -145,7 +147,9 @@ def _measure_batch(
     for c in contenders:
         costs: dict[str, Any] = {}
         if c.active:
-            prec = "fp32" if split_backend(c.config.backend)[0] == "torch" else c.config.precision
+            runner_backend = split_backend(c.config.backend)[0]
+            fp32_only = backend_info(runner_backend).fp32_only
+            prec = "fp32" if fp32_only else artifact_key(c.config.precision, runner_backend)
             costs = annotate.component_costs(bundle, prec, median_batch(workload), mods, cost_cache)
         results.append(_result(c, batch, peak, costs, mods))
     if spec.power is not False:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmedge.bench.timers import CpuTimer, Timer
-from mmedge.errors import InputError
-from mmedge.specs import HEAD, PRECISIONS
+from mmedge.errors import BundleError, InputError
+from mmedge.specs import HEAD
 
 if TYPE_CHECKING:
     from mmedge.bundle import Bundle
@@ -92,14 +92,20 @@ def resolve_modalities(bundle: Bundle, wanted: list[str] | None) -> list[str]:
     return mods
 
 
-def _has_precision(bundle: Bundle, precision: str, components: list[str]) -> bool:
-    """Whether every component has an artifact at `precision` (BundleError names the fix when not)."""
-    return all(precision in bundle.components[c].artifacts for c in components)
+def _missing_artifact(bundle: Bundle, key: str, components: list[str]) -> str | None:
+    """The first component without an artifact `key`, or None."""
+    return next((c for c in components if key not in bundle.components[c].artifacts), None)
 
 
 def plan_configs(spec: BenchSpec, bundle: Bundle, modalities: list[str]) -> list[tuple[str, str]]:
-    """(backend, precision) pairs in measurement order; the first is the reference."""
-    from mmedge.runtime.runner import available_backends
+    """(backend, precision) pairs in measurement order; the first is the reference.
+
+    `int8` means each backend's own int8 artifact (`int8-trt` on TensorRT), so one precision list
+    compares backends fairly; a missing artifact is an error naming the quantize command (or, for
+    suites, a skipped configuration).
+    """
+    from mmedge.precision import artifact_key, check_name, quantize_command
+    from mmedge.runtime.backends import available_backends, backend_info
 
     pairs = list(spec.configs) if spec.configs else [(b, p) for b in spec.backends for p in spec.precisions]
     if spec.compile and not spec.configs and "torch" in spec.backends and "fp32" in spec.precisions:
@@ -111,20 +117,23 @@ def plan_configs(spec: BenchSpec, bundle: Bundle, modalities: list[str]) -> list
     for backend, precision in pairs:
         if backend not in known:
             raise InputError(f"unknown backend '{backend}' (choose from: {', '.join(known)})")
-        if precision not in PRECISIONS and not precision.startswith("int8"):
-            raise InputError(f"unknown precision '{precision}' (choose from: {', '.join(PRECISIONS)}, int8-trt)")
-        if split_backend(backend)[0] == "torch":
+        check_name(precision)
+        runner_backend = split_backend(backend)[0]
+        if backend_info(runner_backend).fp32_only:
             if precision != "fp32":
                 if spec.configs:
                     raise InputError(f"{backend} runs fp32 only (the reference); {precision} runs on onnxruntime")
-                logger.info("skipping %s %s: the torch backend is the fp32 reference", backend, precision)
+                logger.info("skipping %s %s: the %s backend is the fp32 reference", backend, precision, backend)
                 continue
-        elif not _has_precision(bundle, precision, components):
-            if spec.missing_precisions == "skip":
-                logger.warning("skipping %s %s: the bundle has no %s artifacts", backend, precision, precision)
-                continue
-            missing = next(c for c in components if precision not in bundle.components[c].artifacts)
-            bundle.artifact(missing, precision)  # raises BundleError naming the fix
+        else:
+            key = artifact_key(precision, runner_backend)
+            missing = _missing_artifact(bundle, key, components)
+            if missing is not None:
+                if spec.missing_precisions == "skip":
+                    logger.warning("skipping %s %s: the bundle has no %s artifacts", backend, precision, key)
+                    continue
+                raise BundleError(f"bundle {bundle.root} has no {key} artifact for '{missing}' (needed by "
+                                  f"{backend} {precision}); create it with: {quantize_command(bundle.root, key)}")
         if (backend, precision) not in plan:
             plan.append((backend, precision))
     if not plan:

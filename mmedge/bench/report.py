@@ -1,4 +1,6 @@
-"""Benchmark results: a versioned JSON schema, Markdown and rich tables, and PNG plots.
+"""Benchmark results, the data model: configs, results, reports and their versioned JSON schema.
+
+Rendering (Markdown, terminal tables, notes, plots, the report folder) is `mmedge.bench.summary`'s job.
 
 Schema (BENCH_SCHEMA_VERSION = 1)::
 
@@ -22,20 +24,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mmedge.bench.costmodel import Cost
 from mmedge.bench.stats import LatencyStats
 from mmedge.errors import InputError
 from mmedge.io import write_json
 
-if TYPE_CHECKING:
-    from rich.table import Table
-
 logger = logging.getLogger(__name__)
 
 BENCH_SCHEMA_VERSION = 1
 MODES: tuple[str, ...] = ("sequential", "concurrent")
+STAGE_ORDER: tuple[str, ...] = (
+    "preprocess.text", "preprocess.image", "preprocess.audio", "preprocess",
+    "encoder.text", "encoder.image", "encoder.audio", "encoders.sequential", "encoders.concurrent",
+    "fusion_head", "postprocess", "end_to_end",
+)  # fmt: skip
 
 
 @dataclass
@@ -234,120 +238,22 @@ def load_json(path: str | Path) -> BenchReport:
         raise InputError(f"{source} is not a valid mmedge bench report: {exc!r}") from exc
 
 
-# --------------------------------------------------------------------------- tables
-
-
-TABLE_COLUMNS: tuple[str, ...] = (
-    "config", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "CoV", "items/s", "p50 / ref", "accuracy",
-)  # fmt: skip
-
-
-def _fmt(value: float | None, spec: str = ".3f", suffix: str = "") -> str:
-    """Format a number, '–' for None."""
-    return "–" if value is None else f"{value:{spec}}{suffix}"
-
-
 def failed_stats(batch: int = 1) -> LatencyStats:
     """All-zero stats for a result that could not be measured (its `error` says why)."""
     return LatencyStats(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, batch)
 
 
-def _row(result: BenchResult) -> list[str]:
-    """One table row for a result, aligned with TABLE_COLUMNS."""
-    if result.failed:
-        return [result.config.key, "failed", *["–"] * (len(TABLE_COLUMNS) - 2)]
-    s = result.stats
-    return [
-        result.config.key,
-        _fmt(s.p50_ms),
-        _fmt(s.p90_ms),
-        _fmt(s.p99_ms),
-        f"{s.mean_ms:.3f} ± {s.std_ms:.3f}",
-        f"{s.cov:.1%}",
-        _fmt(s.throughput, ".1f"),
-        _fmt(result.ratio_to_reference, ".2f", "×"),
-        _fmt(None if result.accuracy is None else 100.0 * result.accuracy, ".2f", "%"),
-    ]
+def ordered_stages(stages: dict[str, Any]) -> dict[str, Any]:
+    """Stages in pipeline order (known names first, then any others as recorded)."""
+    known = [s for s in STAGE_ORDER if s in stages]
+    return {s: stages[s] for s in [*known, *(s for s in stages if s not in STAGE_ORDER)]}
 
 
-def env_summary(env: dict[str, Any]) -> list[tuple[str, str]]:
-    """(field, value) pairs that identify the machine and software of a report."""
-    cpu = env.get("cpu") or {}
-    cores = cpu.get("cores") or {}
-    pkgs = env.get("packages") or {}
-    gpus = env.get("gpu") or []
-    git = env.get("git") or {}
-    threads = {k: v for k, v in (env.get("threads_env") or {}).items() if v is not None}
-    rows = [
-        ("host", str(env.get("hostname", "?"))),
-        ("time (UTC)", str(env.get("timestamp", "?"))),
-        ("os", str((env.get("os") or {}).get("platform", "?"))),
-        ("python", str((env.get("python") or {}).get("version", "?"))),
-        ("cpu", f"{cpu.get('model') or '?'} ({cores.get('physical', '?')} physical / "
-                f"{cores.get('logical', '?')} logical cores)"),
-        ("gpu", ", ".join(g.get("name", "?") for g in gpus) if gpus else "none"),
-        ("packages", ", ".join(f"{k} {v}" for k, v in pkgs.items() if v)),
-        ("thread env", ", ".join(f"{k}={v}" for k, v in threads.items()) or "unset"),
-        ("git", f"{git.get('commit', '?')[:12]}{' (dirty)' if git.get('dirty') else ''}" if git else "n/a"),
-    ]  # fmt: skip
-    if cpu.get("board"):
-        rows.insert(4, ("board", str(cpu["board"])))
-    return rows
-
-
-def _md_escape(text: str) -> str:
-    """Escape characters that would break a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(report: BenchReport) -> str:
-    """Markdown: the results table, a per-stage p50 breakdown, warnings and the environment."""
-    lines = [f"# {_md_escape(report.title)}", ""]
-    if report.reference:
-        lines += [f"Reference for `p50 / ref`: `{report.reference}` (lower is faster).", ""]
-    lines += ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "|".join(["---"] + ["---:"] * 8) + "|"]
-    lines += ["| " + " | ".join(_md_escape(c) for c in _row(r)) + " |" for r in report.results]
-    stages: list[str] = []
-    for result in report.results:
-        stages += [s for s in result.stages if s not in stages]
-    if stages:
-        lines += ["", "## Stage breakdown (p50 ms)", ""]
-        lines += ["| config | " + " | ".join(_md_escape(s) for s in stages) + " |"]
-        lines += ["|---|" + "---:|" * len(stages)]
-        for result in report.results:
-            cells = [_fmt(result.stages[s].p50_ms) if s in result.stages else "–" for s in stages]
-            lines.append(f"| {_md_escape(result.config.key)} | " + " | ".join(cells) + " |")
-    warnings = [(r.config.key, f"failed: {r.error}") for r in report.results if r.failed]
-    warnings += [(r.config.key, w) for r in report.results for w in r.warnings]
-    if warnings:
-        lines += ["", "## Warnings", ""] + [f"- `{k}`: {_md_escape(w)}" for k, w in warnings]
-    lines += ["", "## Environment", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {_md_escape(v)} |" for k, v in env_summary(report.env)]
-    return "\n".join(lines) + "\n"
-
-
-def render_table(report: BenchReport) -> Table:
-    """The results table as a rich Table for the terminal."""
-    from rich.table import Table
-
-    table = Table(title=report.title, caption=f"reference: {report.reference}" if report.reference else None)
-    for i, column in enumerate(TABLE_COLUMNS):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
-    for result in report.results:
-        style = "red" if result.failed else "yellow" if result.warnings else None
-        table.add_row(*_row(result), style=style)
-    return table
-
-
-def plot_latency(report: BenchReport, path: str | Path) -> Path:
-    """Box plot of the raw end-to-end latencies of every result (whiskers at p1/p99) as a PNG."""
-    from mmedge.bench.plots import latency_plot
-
-    return latency_plot(report, Path(path))
-
-
-def plot_pareto(report: BenchReport, path: str | Path) -> Path:
-    """Accuracy vs p50 latency of the results that have accuracy, Pareto front highlighted, as a PNG."""
-    from mmedge.bench.plots import pareto_plot
-
-    return pareto_plot(report, Path(path))
+def pareto_report(report: BenchReport) -> BenchReport | None:
+    """The results with accuracy at the smallest batch size (latency per call is comparable there)."""
+    scored = [r for r in report.results if r.accuracy is not None and not r.failed]
+    if not scored:
+        return None
+    batch = min(r.config.batch for r in scored)
+    kept = [r for r in scored if r.config.batch == batch]
+    return BenchReport(report.env, kept, report.reference, f"{report.title} (batch {batch})")

@@ -20,13 +20,13 @@ from typing import Any
 from mmedge.bench.envinfo import board_model, core_counts, cpu_model
 from mmedge.bench.report import BenchReport
 from mmedge.bench.summary import write_outputs
-from mmedge.errors import InputError, MmedgeError
+from mmedge.errors import InputError
+from mmedge.workflow import BUILD_KEYS
 
 logger = logging.getLogger(__name__)
 
 SUITE_KEYS = {"title", "root", "results_dir", "machine_class", "bundles", "bench"}
 BUNDLE_KEYS = {"name", "path", "build", "add_precisions", "optional", "bench"}
-BUILD_KEYS = {"preset", "run_dir", "epochs", "limit", "seed"}
 Say = Callable[[str], None]
 
 
@@ -119,48 +119,16 @@ def machine_class() -> str:
 
 def ensure_bundle(entry: SuiteBundle, say: Say = _quiet) -> Path:
     """The bundle folder, trained and exported from `build.preset` first when it does not exist."""
-    if (entry.path / "bundle.json").is_file():
-        return entry.path
-    if not entry.build:
-        raise InputError(f"bundle {entry.path} does not exist and the suite gives no 'build' for '{entry.name}'")
-    from mmedge.exporters.export_run import export_run
-    from mmedge.models.presets import preset_config
-    from mmedge.train.run import train_run
+    from mmedge.workflow import ensure_bundle as ensure
 
-    cfg = preset_config(str(entry.build.get("preset", entry.name)))
-    for key in ("epochs", "seed"):
-        if key in entry.build:
-            setattr(cfg.train, key, int(entry.build[key]))
-    if "limit" in entry.build:
-        cfg.limit = int(entry.build["limit"])
-    run_dir = Path(entry.build.get("run_dir", entry.path.parent / f"{entry.name}-run"))
-    say(f"{entry.name}: training the {cfg.name} preset into {run_dir}")
-
-    def epoch_done(epoch: int, epochs: int, fig: dict[str, float]) -> None:
-        say(f"{entry.name}: training epoch {epoch}/{epochs}, val accuracy {fig.get('val_accuracy', 0.0):.3f}")
-
-    train_run(cfg, run_dir, epoch_done)
-    say(f"{entry.name}: exporting to {entry.path}")
-    export_run(run_dir, entry.path)
-    return entry.path
+    return ensure(entry.path, entry.build, entry.name, say)
 
 
 def add_precisions(entry: SuiteBundle, say: Say = _quiet) -> None:
     """Quantize the bundle to each listed precision it lacks (a failure only logs a warning)."""
-    from mmedge.bundle import Bundle
+    from mmedge.workflow import add_precisions as add
 
-    for precision in entry.add_precisions:
-        bundle = Bundle.load(entry.path, verify=False)
-        if all(precision in c.artifacts for c in bundle.components.values()):
-            continue
-        try:
-            from mmedge.quantize.run import QuantizeOptions, quantize_bundle
-
-            target = "tensorrt" if precision == "int8-trt" else "cpu"
-            say(f"{entry.name}: adding {precision} artifacts")
-            quantize_bundle(entry.path, QuantizeOptions("int8" if target == "tensorrt" else precision, target))
-        except (MmedgeError, ImportError) as exc:
-            logger.warning("%s: could not add %s artifacts (%s); that precision is skipped", entry.name, precision, exc)
+    add(entry.path, entry.add_precisions, entry.name, say)
 
 
 def _spec(suite: Suite, entry: SuiteBundle, overrides: dict[str, Any], prefix: str) -> Any:

@@ -1,8 +1,10 @@
-"""Self-contained Markdown and terminal summaries of a harness run, and the report folder writer.
+"""Rendering of bench reports: the one Markdown document (results.md), terminal tables and notes, plots,
+and the report folder writer.
 
-`bench_markdown` extends `report.to_markdown` with what a reader needs to trust the table
-without the JSON: how it was measured, the cost model and achieved GFLOP/s, encoder
-concurrency, power, and the machine's ISA and estimated peak.
+The data model and its JSON live in `mmedge.bench.report`; this module only reads them. The Markdown is
+self-contained, so a reader can trust the table without the JSON: how it was measured, the results, the
+cost model and achieved GFLOP/s, encoder concurrency, power, the stage breakdown, warnings and the
+machine (ISA, estimated peak, software).
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmedge.bench.report import BenchReport, BenchResult, plot_latency, plot_pareto, save_json, to_markdown
+from mmedge.bench.plots import latency_plot, pareto_plot
+from mmedge.bench.report import BenchReport, BenchResult, ordered_stages, pareto_report, save_json
 from mmedge.io import atomic_path
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+__all__ = ["notes", "ordered_stages", "render_table", "terminal_tables", "to_markdown", "write_outputs"]
+
 logger = logging.getLogger(__name__)
 
-STAGE_ORDER: tuple[str, ...] = (
-    "preprocess.text", "preprocess.image", "preprocess.audio", "preprocess",
-    "encoder.text", "encoder.image", "encoder.audio", "encoders.sequential", "encoders.concurrent",
-    "fusion_head", "postprocess", "end_to_end",
+TABLE_COLUMNS: tuple[str, ...] = (
+    "config", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "CoV", "items/s", "p50 / ref", "accuracy",
 )  # fmt: skip
 COMPUTE_COLUMNS = ("config", "params", "GFLOP/call", "GFLOP/s at p50", "% of peak", "int8 MACs")
 CONCURRENCY_COLUMNS = (
@@ -34,17 +37,46 @@ CONCURRENCY_COLUMNS = (
     "conc / sum",
     "conc / slowest",
 )
+POWER_COLUMNS = ("config", "mean mW", "idle mW", "mJ / call", "mJ / item", "dynamic mJ / call")
 
 
-def ordered_stages(stages: dict[str, Any]) -> dict[str, Any]:
-    """Stages in pipeline order (known names first, then any others as recorded)."""
-    known = [s for s in STAGE_ORDER if s in stages]
-    return {s: stages[s] for s in [*known, *(s for s in stages if s not in STAGE_ORDER)]}
+# --------------------------------------------------------------------------- rows (shared by every output)
 
 
-def _num(value: float | None, spec: str) -> str:
+def _num(value: float | None, spec: str = ".3f", suffix: str = "") -> str:
     """Format a number; '–' for None."""
-    return "–" if value is None else f"{value:{spec}}"
+    return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def result_row(result: BenchResult) -> list[str]:
+    """One results-table row, aligned with TABLE_COLUMNS."""
+    if result.failed:
+        return [result.config.key, "failed", *["–"] * (len(TABLE_COLUMNS) - 2)]
+    s = result.stats
+    return [
+        result.config.key,
+        _num(s.p50_ms),
+        _num(s.p90_ms),
+        _num(s.p99_ms),
+        f"{s.mean_ms:.3f} ± {s.std_ms:.3f}",
+        f"{s.cov:.1%}",
+        _num(s.throughput, ".1f"),
+        _num(result.ratio_to_reference, ".2f", "×"),
+        _num(None if result.accuracy is None else 100.0 * result.accuracy, ".2f", "%"),
+    ]
+
+
+def stage_rows(report: BenchReport, with_failed: bool = False) -> tuple[tuple[str, ...], list[list[str]]]:
+    """Columns and rows of the per-stage p50 breakdown, stages in pipeline order."""
+    names: list[str] = []
+    for r in report.results:
+        names += [s for s in ordered_stages(r.stages) if s not in names]
+    rows = [
+        [r.config.key, *(_num(r.stages[s].p50_ms) if s in r.stages else "–" for s in names)]
+        for r in report.results
+        if with_failed or not r.failed
+    ]
+    return ("config", *names), rows
 
 
 def compute_rows(report: BenchReport) -> list[list[str]]:
@@ -55,64 +87,95 @@ def compute_rows(report: BenchReport) -> list[list[str]]:
         if r.failed or not fig or r.cost is None:
             continue
         share = r.cost.quantized_macs / r.cost.macs if r.cost.macs else 0.0
-        rows.append(
-            [
-                r.config.key,
-                f"{r.cost.params / 1e6:.2f} M",
-                _num(fig["gflop_per_call"], ".4f"),
-                _num(fig["achieved_gflops"], ".2f"),
-                _num(fig["pct_of_peak"], ".2f") + "%",
-                f"{share:.0%}",
-            ]
-        )
+        rows.append([r.config.key, f"{r.cost.params / 1e6:.2f} M", _num(fig["gflop_per_call"], ".4f"),
+                     _num(fig["achieved_gflops"], ".2f"), _num(fig["pct_of_peak"], ".2f") + "%", f"{share:.0%}"])
     return rows
 
 
 def concurrency_rows(report: BenchReport) -> list[list[str]]:
     """One row per result with both encoder modes measured."""
+    keys = ("sum_of_encoders_p50_ms", "slowest_encoder_p50_ms", "sequential_p50_ms", "concurrent_p50_ms")
     rows = []
     for r in report.results:
         fig = r.config.extra.get("concurrency")
         if r.failed or not fig:
             continue
-        rows.append(
-            [
-                r.config.key,
-                _num(fig["sum_of_encoders_p50_ms"], ".3f"),
-                _num(fig["slowest_encoder_p50_ms"], ".3f"),
-                _num(fig["sequential_p50_ms"], ".3f"),
-                _num(fig["concurrent_p50_ms"], ".3f"),
-                _num(fig["concurrent_over_sum"], ".2f"),
-                _num(fig["concurrent_over_slowest"], ".2f"),
-            ]
-        )
+        rows.append([r.config.key, *(_num(fig[k]) for k in keys), _num(fig["concurrent_over_sum"], ".2f"),
+                     _num(fig["concurrent_over_slowest"], ".2f")])
     return rows
 
 
-def power_lines(report: BenchReport) -> list[str]:
-    """Markdown lines about power: a table on Jetson, else the note saying why it is absent."""
-    measured = [r for r in report.results if r.power and r.power.get("mean_mw") is not None]
-    if not measured:
-        notes = {str(r.config.extra.get("power_note")) for r in report.results if r.config.extra.get("power_note")}
-        return [f"Power: {n}." for n in sorted(notes)] or ["Power: not measured."]
-    lines = [
-        "| config | mean mW | idle mW | mJ / call | mJ / item | dynamic mJ / call |",
-        "|---|" + "---:|" * 5,
-    ]
-    for r in measured:
+def power_rows(report: BenchReport) -> list[list[str]]:
+    """One row per result with measured power (Jetson tegrastats)."""
+    rows = []
+    for r in report.results:
         p: dict[str, Any] = r.power or {}
-        lines.append(
-            f"| {r.config.key} | {_num(p['mean_mw'], '.0f')} | {_num(p.get('idle_mw'), '.0f')} | "
-            f"{_num(p['energy_mj_per_inference'], '.3f')} | {_num(p['energy_mj_per_item'], '.3f')} | "
-            f"{_num(p.get('dynamic_energy_mj_per_inference'), '.3f')} |"
-        )
-    return lines
+        if p.get("mean_mw") is None:
+            continue
+        rows.append([r.config.key, _num(p["mean_mw"], ".0f"), _num(p.get("idle_mw"), ".0f"),
+                     _num(p.get("energy_mj_per_inference")), _num(p.get("energy_mj_per_item")),
+                     _num(p.get("dynamic_energy_mj_per_inference"))])
+    return rows
 
 
-def _table(columns: tuple[str, ...], rows: list[list[str]]) -> list[str]:
-    """A Markdown table (first column left-aligned)."""
-    out = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
-    return out + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+def power_notes(report: BenchReport) -> list[str]:
+    """Why power is absent ('Power: …' lines); empty when some result measured it."""
+    if power_rows(report):
+        return []
+    notes_ = {str(r.config.extra.get("power_note")) for r in report.results if r.config.extra.get("power_note")}
+    return [f"Power: {n}." for n in sorted(notes_)] or ["Power: not measured."]
+
+
+def busy_note(report: BenchReport) -> str | None:
+    """A warning when other work kept the machine's cores busy (load average above the usable cores)."""
+    bench = report.env.get("bench") or {}
+    cores = ((report.env.get("cpu") or {}).get("cores") or {}).get("usable")
+    loads = [v[0] for v in (bench.get("loadavg_start"), bench.get("loadavg_end")) if v]
+    if not cores or not loads or max(loads) <= cores:
+        return None
+    return (
+        f"The machine was busy during this run (1-minute load average up to {max(loads):.1f} on {cores} usable "
+        "cores): latencies include contention from other processes; compare ratios, not absolute times."
+    )
+
+
+def env_summary(env: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, value) pairs that identify the machine and software of a report."""
+    cpu = env.get("cpu") or {}
+    cores = cpu.get("cores") or {}
+    pkgs = env.get("packages") or {}
+    gpus = env.get("gpu") or []
+    git = env.get("git") or {}
+    threads = {k: v for k, v in (env.get("threads_env") or {}).items() if v is not None}
+    rows = [
+        ("host", str(env.get("hostname", "?"))),
+        ("time (UTC)", str(env.get("timestamp", "?"))),
+        ("os", str((env.get("os") or {}).get("platform", "?"))),
+        ("python", str((env.get("python") or {}).get("version", "?"))),
+        ("cpu", f"{cpu.get('model') or '?'} ({cores.get('physical', '?')} physical / "
+                f"{cores.get('logical', '?')} logical cores)"),
+        ("gpu", ", ".join(g.get("name", "?") for g in gpus) if gpus else "none"),
+        ("packages", ", ".join(f"{k} {v}" for k, v in pkgs.items() if v)),
+        ("thread env", ", ".join(f"{k}={v}" for k, v in threads.items()) or "unset"),
+        ("git", f"{git.get('commit', '?')[:12]}{' (dirty)' if git.get('dirty') else ''}" if git else "n/a"),
+    ]  # fmt: skip
+    if cpu.get("board"):
+        rows.insert(4, ("board", str(cpu["board"])))
+    return rows
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _esc(text: str) -> str:
+    """Escape characters that would break a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(columns: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    """A Markdown table (first column left-aligned, the others right-aligned)."""
+    out = ["| " + " | ".join(_esc(c) for c in columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    return out + ["| " + " | ".join(_esc(c) for c in row) + " |" for row in rows]
 
 
 def _load(values: list[float] | None) -> str:
@@ -146,19 +209,6 @@ def setup_lines(report: BenchReport) -> list[str]:
     ]
 
 
-def busy_note(report: BenchReport) -> str | None:
-    """A warning when other work kept the machine's cores busy (load average above the usable cores)."""
-    bench = report.env.get("bench") or {}
-    cores = ((report.env.get("cpu") or {}).get("cores") or {}).get("usable")
-    loads = [v[0] for v in (bench.get("loadavg_start"), bench.get("loadavg_end")) if v]
-    if not cores or not loads or max(loads) <= cores:
-        return None
-    return (
-        f"The machine was busy during this run (1-minute load average up to {max(loads):.1f} on {cores} usable "
-        "cores): latencies include contention from other processes; compare ratios, not absolute times."
-    )
-
-
 def suite_lines(report: BenchReport) -> list[str]:
     """How to reproduce a suite's report, and which bundles it had to skip."""
     suite = report.env.get("bench_suite")
@@ -170,42 +220,39 @@ def suite_lines(report: BenchReport) -> list[str]:
     return ["", *lines]
 
 
-def bench_markdown(report: BenchReport) -> str:
-    """Self-contained Markdown: setup, results, cost model, concurrency, power, stages, environment."""
-    for r in report.results:
-        r.stages = ordered_stages(r.stages)
-    base = to_markdown(report)
-    head, sep, rest = base.partition("\n## ")
-    title, _, table = head.partition("\n")
-    extra = ["", *setup_lines(report), *suite_lines(report), ""]
-    more = [
-        "",
-        "## Cost model and achieved throughput",
-        "",
-        "MACs counted on each component's ONNX at the precision run (torch rows: the fp32 ONNX), at the "
-        "median input shapes; GFLOP = 2 x MACs; GFLOP/s = GFLOP per call / p50.",
-        "",
-    ]
-    more += _table(COMPUTE_COLUMNS, compute_rows(report))
-    conc = concurrency_rows(report)
-    if conc:
-        more += [
-            "",
-            "## Encoders: sequential vs concurrent (p50 ms)",
-            "",
-            "`conc / sum` < 1: running the encoders concurrently beats running them one after another; "
-            "`conc / slowest` = 1 would be perfect overlap.",
-            "",
-        ]
-        more += _table(CONCURRENCY_COLUMNS, conc)
-    more += ["", "## Power", "", *power_lines(report), ""]
-    return title + "\n" + "\n".join(extra) + table.rstrip("\n") + "\n" + "\n".join(more) + sep + rest
+def to_markdown(report: BenchReport) -> str:
+    """The report as one self-contained Markdown document (what results.md holds)."""
+    lines = [f"# {_esc(report.title)}", "", *setup_lines(report), *suite_lines(report), ""]
+    if report.reference:
+        lines += [f"Reference for `p50 / ref`: `{report.reference}` (lower is faster).", ""]
+    lines += _md_table(TABLE_COLUMNS, [result_row(r) for r in report.results])
+    lines += ["", "## Cost model and achieved throughput", "",
+              "MACs counted on each component's ONNX at the precision run (torch rows: the fp32 ONNX), at the "
+              "median input shapes; GFLOP = 2 x MACs; GFLOP/s = GFLOP per call / p50.", ""]  # fmt: skip
+    lines += _md_table(COMPUTE_COLUMNS, compute_rows(report))
+    if conc := concurrency_rows(report):
+        lines += ["", "## Encoders: sequential vs concurrent (p50 ms)", "",
+                  "`conc / sum` < 1: running the encoders concurrently beats running them one after another; "
+                  "`conc / slowest` = 1 would be perfect overlap.", ""]  # fmt: skip
+        lines += _md_table(CONCURRENCY_COLUMNS, conc)
+    power = power_rows(report)
+    lines += ["", "## Power", "", *(_md_table(POWER_COLUMNS, power) if power else power_notes(report))]
+    columns, rows = stage_rows(report, with_failed=True)
+    if len(columns) > 1:
+        lines += ["", "## Stage breakdown (p50 ms)", "", *_md_table(columns, rows)]
+    warnings = [(r.config.key, f"failed: {r.error}") for r in report.results if r.failed]
+    warnings += [(r.config.key, w) for r in report.results for w in r.warnings]
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- `{k}`: {_esc(w)}" for k, w in warnings]
+    lines += ["", "## Environment", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {_esc(v)} |" for k, v in env_summary(report.env)]
+    return "\n".join(lines) + "\n"
 
 
 def write_markdown(report: BenchReport, path: Path) -> Path:
-    """Write `bench_markdown(report)` atomically."""
+    """Write `to_markdown(report)` atomically."""
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(bench_markdown(report))
+        Path(tmp).write_text(to_markdown(report))
     return path
 
 
@@ -220,46 +267,34 @@ def write_outputs(report: BenchReport, json_path: Path | None, report_dir: Path 
         written.append(save_json(report, report_dir / "results.json"))
         written.append(write_markdown(report, report_dir / "results.md"))
         if any(r.samples_ms for r in report.results):
-            written.append(plot_latency(report, report_dir / "latency.png"))
+            written.append(latency_plot(report, report_dir / "latency.png"))
         pareto = pareto_report(report)
         if pareto is not None:
-            written.append(plot_pareto(pareto, report_dir / "pareto.png"))
+            written.append(pareto_plot(pareto, report_dir / "pareto.png"))
     return written
 
 
-def pareto_report(report: BenchReport) -> BenchReport | None:
-    """The results with accuracy at the smallest batch size (latency per call is comparable there)."""
-    scored = [r for r in report.results if r.accuracy is not None and not r.failed]
-    if not scored:
-        return None
-    batch = min(r.config.batch for r in scored)
-    kept = [r for r in scored if r.config.batch == batch]
-    return BenchReport(report.env, kept, report.reference, f"{report.title} (batch {batch})")
+# --------------------------------------------------------------------------- terminal
 
 
-def rich_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> Table:
-    """A rich Table with the first column left-aligned."""
+def rich_table(title: str, columns: tuple[str, ...], rows: list[list[str]], caption: str | None = None,
+               styles: list[str | None] | None = None) -> Table:
+    """A rich Table with the first column left-aligned and an optional style per row."""
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, caption=caption)
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
-    for row in rows:
-        table.add_row(*row)
+    for row, style in zip(rows, styles or [None] * len(rows), strict=True):
+        table.add_row(*row, style=style)
     return table
 
 
-def stage_rows(report: BenchReport) -> tuple[tuple[str, ...], list[list[str]]]:
-    """Columns and rows of the per-stage p50 breakdown."""
-    names: list[str] = []
-    for r in report.results:
-        names += [s for s in ordered_stages(r.stages) if s not in names]
-    rows = [
-        [r.config.key, *(_num(r.stages[s].p50_ms, ".3f") if s in r.stages else "–" for s in names)]
-        for r in report.results
-        if not r.failed
-    ]
-    return ("config", *names), rows
+def render_table(report: BenchReport) -> Table:
+    """The results table for the terminal (failed rows red, rows with warnings yellow)."""
+    styles = ["red" if r.failed else "yellow" if r.warnings else None for r in report.results]
+    caption = f"reference: {report.reference}" if report.reference else None
+    return rich_table(report.title, TABLE_COLUMNS, [result_row(r) for r in report.results], caption, styles)
 
 
 def terminal_tables(report: BenchReport) -> list[Table]:
@@ -267,20 +302,14 @@ def terminal_tables(report: BenchReport) -> list[Table]:
     columns, rows = stage_rows(report)
     tables = [rich_table("stage breakdown (p50 ms)", columns, rows)] if len(columns) > 1 else []
     tables.append(rich_table("cost model", COMPUTE_COLUMNS, compute_rows(report)))
-    conc = concurrency_rows(report)
-    if conc:
+    if conc := concurrency_rows(report):
         tables.append(rich_table("encoders: sequential vs concurrent (p50 ms)", CONCURRENCY_COLUMNS, conc))
     return tables
 
 
 def notes(report: BenchReport) -> list[str]:
-    """Failures, instability warnings and power notes, one line each, for the terminal."""
+    """Failures, instability warnings, a busy machine and why power is absent, one line each."""
     lines = [f"{r.config.key} failed: {r.error}" for r in report.results if r.failed]
     lines += [f"{r.config.key}: {w}" for r in report.results for w in r.warnings]
     lines += [note] if (note := busy_note(report)) else []
-    return lines + [line for line in power_lines(report) if line.startswith("Power:")]
-
-
-def failed(report: BenchReport) -> list[BenchResult]:
-    """Results that could not be measured."""
-    return [r for r in report.results if r.failed]
+    return lines + power_notes(report)

@@ -98,8 +98,7 @@ def bench(
 
 def render(report: Any, written: list[Path]) -> None:
     """Results table, stage/cost/concurrency tables, notes, and where files went."""
-    from mmedge.bench.report import render_table
-    from mmedge.bench.summary import notes, terminal_tables
+    from mmedge.bench.summary import notes, render_table, terminal_tables
 
     console.print(render_table(report))
     for table in terminal_tables(report):

@@ -40,7 +40,9 @@ def register(app: typer.Typer) -> None:
         timing_cache: Path | None = typer.Option(
             None, "--timing-cache", help="Timing cache file (read, then updated)."
         ),
-        dla_core: int | None = typer.Option(None, "--dla-core", help="Build for this DLA core (Jetson)."),
+        dla_core: int | None = typer.Option(
+            None, "--dla-core", help="Build for this DLA core (Jetson); DLA needs fixed shapes: pin them with --shapes."
+        ),
         gpu_fallback: bool = typer.Option(
             False, "--gpu-fallback", help="With --dla-core: let DLA-unsupported layers run on the GPU."
         ),

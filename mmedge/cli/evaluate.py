@@ -36,18 +36,20 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Evaluate a bundle on a dataset; with several precisions, also compare them with fp32."""
+    from mmedge.bundle import Bundle
     from mmedge.eval.evaluate import EVAL_BATCH, evaluate_bundle
-    from mmedge.eval.precision_report import parse_precisions, precision_report
+    from mmedge.eval.precision_report import precision_report
+    from mmedge.precision import parse_list
 
     batch = batch or EVAL_BATCH
-
-    precisions = resolve_auto(bundle, parse_precisions(precision))
-    results = [evaluate_bundle(bundle, data, split, backend, p, threads, batch=batch) for p in precisions]
+    loaded = Bundle.load(bundle)  # loaded and verified once for every precision
+    precisions = [p.explicit(loaded) for p in parse_list(precision)]
+    results = [evaluate_bundle(loaded, data, split, backend, p, threads, batch=batch) for p in precisions]
     report = None
-    if backend == "onnxruntime" and (len(precisions) > 1 or precisions[0] != "fp32"):
-        report = precision_report(bundle, data, split, precisions, threads, batch=batch)
+    if backend == "onnxruntime" and (len(precisions) > 1 or precisions[0].label != "fp32"):
+        report = precision_report(loaded, data, split, precisions, threads, batch=batch)
     if report_dir:
-        write_report(bundle, data, split, backend, threads, results[0], report_dir, robustness)
+        write_report(loaded, data, split, backend, threads, results[0], report_dir, robustness)
     if as_json:
         rows = [r.to_json() for r in results]
         for row, rep in zip(rows, report or [], strict=False):
@@ -61,36 +63,24 @@ def evaluate(
         console.print(report_table(report, f"accuracy vs precision — {bundle} — {where}"))
 
 
-def write_report(bundle: Path, data: str, split: str | None, backend: str, threads: int | None, result: Any,
+def write_report(bundle: Any, data: str, split: str | None, backend: str, threads: int | None, result: Any,
                  out: Path, robustness: bool) -> None:
     """Confusion matrix, per-class report and (optionally) robustness curves of one precision."""
-    from mmedge.bundle import Bundle
     from mmedge.eval.plots import write_eval_report
     from mmedge.eval.robustness import evaluate_robustness
 
     curves = None
     if robustness:
         curves = evaluate_robustness(bundle, data, split or "test", backend, result.precision, threads=threads)
-    files = write_eval_report(result, out, Bundle.load(bundle, verify=False).labels, curves, title=str(bundle))
+    files = write_eval_report(result, out, bundle.labels, curves, title=str(bundle.root))
     err_console.print(f"report: {', '.join(str(f) for f in files.values())}", highlight=False)
-
-
-def resolve_auto(bundle: Path, precisions: list[Any]) -> list[Any]:
-    """Replace 'auto' by the per-component map stored by `mmedge quantize --auto`."""
-    if "auto" not in precisions:
-        return precisions
-    from mmedge.bundle import Bundle
-    from mmedge.eval.precision_report import resolve
-
-    loaded = Bundle.load(bundle, verify=False)
-    return [resolve(loaded, "auto") if p == "auto" else p for p in precisions]
 
 
 def label(precision: Any) -> str:
     """'int8' or 'text=int8,…'."""
-    from mmedge.eval.precision_report import precision_label
+    from mmedge.precision import Precision
 
-    return precision_label(precision)
+    return Precision.parse(precision).label
 
 
 def report_table(rows: list[Any], title: str) -> Table:

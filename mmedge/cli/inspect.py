@@ -22,9 +22,10 @@ def inspect(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show every artifact of a bundle (hashes are verified)."""
+    from mmedge.bundle import Bundle
     from mmedge.eval.inspect import inspect_bundle
 
-    info = inspect_bundle(bundle)
+    info = inspect_bundle(Bundle.load(bundle))
     if as_json:
         print_json(info)
         return

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 
 import typer
 
 from mmedge import __version__
 from mmedge.cli.common import setup_logging
+from mmedge.registry import Registry
 
 app = typer.Typer(
     name="mmedge",
@@ -18,8 +19,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Each module defines `register(app)`; heavy imports happen inside the commands.
-COMMAND_MODULES = ("train", "export", "predict", "evaluate", "demo", "quantize", "inspect", "bench", "build")
+# Command group → its `register(app)`; heavy imports happen inside the commands. Listed in help order.
+COMMAND_TABLE = {name: f"mmedge.cli.{name}:register" for name in
+                 ("train", "export", "predict", "evaluate", "demo", "quantize", "inspect", "bench", "build")}
+COMMAND_MODULES: Registry[Callable[[typer.Typer], None]] = Registry("command", COMMAND_TABLE)
 
 
 def _version(value: bool) -> None:
@@ -37,5 +40,5 @@ def main(
     setup_logging(verbose)
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"mmedge.cli.{_name}").register(app)
+for _name in COMMAND_TABLE:
+    COMMAND_MODULES.get(_name)(app)

@@ -46,55 +46,31 @@ def quantize(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add fp16 or int8 artifacts to a bundle (hashes, settings, parity vs fp32 on real samples)."""
-    from mmedge.quantize.run import QuantizeOptions, quantize_bundle
+    from mmedge.bundle import Bundle
+    from mmedge.quantize.run import QuantizeOptions
+    from mmedge.workflow import quantize as run_quantize
 
     if not auto and precision is None:
         raise InputError("give --precision fp16|int8, or --auto to choose a precision per component")
     opts = QuantizeOptions(precision or "int8", target, calib, samples, method, split_components(components),
                            threads=threads, rounding=rounding, max_float_macs=max_float_macs)
-    results = []
+    loaded = Bundle.load(bundle)
     with console.status("quantizing …", spinner="dots") as status:
-        if auto:
-            results = ensure_candidates(bundle, opts, lambda s: status.update(s))
-            status.update("measuring candidates …")
-            from mmedge.quantize.auto_precision import auto_precision
-
-            chosen = auto_precision(bundle, calib, budget=budget, min_agreement=min_agreement, threads=threads)
-        else:
-            results = quantize_bundle(bundle, opts, progress=lambda s: status.update(f"{s} …"))
+        outcome = run_quantize(loaded, opts, auto=auto, budget=budget, min_agreement=min_agreement,
+                               progress=lambda s: status.update(s))
     if as_json:
-        data: dict[str, Any] = {"artifacts": [r.to_json() for r in results]}
-        if auto:
-            data["auto_precision"] = chosen.to_json()
-        print_json(data)
+        print_json(outcome.to_json())
         return
+    results, chosen = outcome.results, outcome.chosen
     if results:
         console.print(artifact_table(results, f"{bundle}: new artifacts"))
-    if auto:
+    if chosen is not None:
         console.print(candidate_table(chosen))
         console.print(f"chosen: {','.join(f'{c}={p}' for c, p in chosen.choice.items())} — accuracy "
                       f"{chosen.accuracy:.4f} (fp32 {chosen.reference_accuracy:.4f}, budget −{budget:g} pt), "
                       f"agreement {100 * chosen.agreement:.1f}%, "
                       f"{chosen.latency_ms:.3f} ms vs fp32 {chosen.reference_latency_ms:.3f} ms; "
                       "stored in bundle.json")
-
-
-def ensure_candidates(bundle: Path, opts: Any, progress: Any) -> list[Any]:
-    """Create the fp16 and cpu int8 artifacts that --auto needs and the bundle lacks."""
-    from dataclasses import replace
-
-    from mmedge.bundle import Bundle
-    from mmedge.quantize.run import quantize_bundle
-
-    loaded = Bundle.load(bundle)
-    results = []
-    names = [c for c in opts.components or list(loaded.components) if c in loaded.components]
-    for precision in ("fp16", "int8"):
-        todo = [c for c in names if precision not in loaded.components[c].artifacts]
-        if todo:
-            todo_opts = replace(opts, precision=precision, target="cpu", components=todo)
-            results += quantize_bundle(bundle, todo_opts, progress=progress)
-    return results
 
 
 def artifact_table(results: list[Any], title: str) -> Table:

@@ -17,6 +17,7 @@ from mmedge.data.image import load_image, normalize_image
 from mmedge.data.sample import Sample
 from mmedge.data.tokenizer import TextTokenizer
 from mmedge.errors import InputError
+from mmedge.specs import Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,14 @@ def select_rows(feed: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.n
 class Preprocessor:
     """Turns raw samples into model inputs, exactly as at training time."""
 
-    def __init__(self, modalities: list[str], spec: dict[str, dict[str, Any]], root: Path | None = None) -> None:
+    def __init__(self, modalities: list[str], spec: Preprocessing | dict[str, Any], root: Path | None = None) -> None:
         self.modalities = list(modalities)
-        self.spec = spec
+        self.spec = Preprocessing.from_json(spec)
         self.tokenizer: TextTokenizer | None = None
         if "text" in self.modalities:
-            tok_file = Path(spec["text"]["tokenizer"])
-            self.tokenizer = TextTokenizer(root / tok_file if root else tok_file, int(spec["text"]["max_length"]))
+            text = self.spec.need_text()
+            tok_file = Path(text.tokenizer)
+            self.tokenizer = TextTokenizer(root / tok_file if root else tok_file, text.max_length)
 
     def text(self, texts: list[str], pad_to: int | None = None) -> dict[str, np.ndarray]:
         """Tokenize a list of strings → input_ids, attention_mask."""
@@ -61,20 +63,20 @@ class Preprocessor:
 
     def image(self, image: np.ndarray | str) -> np.ndarray:
         """Decode (if a path), resize and normalize → float32 [C, H, W]."""
-        s = self.spec["image"]
+        s = self.spec.need_image()
         arr = load_image(image) if isinstance(image, str) else image
-        return normalize_image(arr, int(s["size"]), int(s["channels"]), s["mean"], s["std"], s["resize"])
+        return normalize_image(arr, s.size, s.channels, s.mean, s.std, s.resize)
 
     def audio(self, audio: np.ndarray | str, sample_rate: int | None) -> np.ndarray:
         """Decode (if a path), mono, resample, pad/trim → float32 [samples]."""
-        s = self.spec["audio"]
+        s = self.spec.need_audio()
         if isinstance(audio, str):
             wave, sample_rate = load_audio(audio)
         else:
             wave = audio
         if sample_rate is None:
             raise InputError("audio given as an array needs its sample_rate")
-        return fit_audio(wave, sample_rate, int(s["sample_rate"]), float(s["clip_seconds"]))
+        return fit_audio(wave, sample_rate, s.sample_rate, s.clip_seconds)
 
     def batch(self, samples: list[Sample], fixed_text_length: bool = False) -> Batch:
         """Preprocess samples; absent modalities get zero placeholders and present = 0."""
@@ -94,16 +96,15 @@ class Preprocessor:
         n = len(samples)
         if m == "text":
             texts = [samples[i].text if i in set(have) else "" for i in range(n)]
-            pad = int(self.spec["text"]["max_length"]) if fixed else None
+            pad = self.spec.need_text().max_length if fixed else None
             return self.text([t or "" for t in texts], pad_to=pad)
         if m == "image":
-            s = self.spec["image"]
-            out = np.zeros((n, int(s["channels"]), int(s["size"]), int(s["size"])), dtype=np.float32)
+            im = self.spec.need_image()
+            out = np.zeros((n, im.channels, im.size, im.size), dtype=np.float32)
             for i in have:
                 out[i] = self.image(samples[i].image)  # type: ignore[arg-type]
             return {"pixel_values": out}
-        s = self.spec["audio"]
-        wave = np.zeros((n, round(float(s["sample_rate"]) * float(s["clip_seconds"]))), dtype=np.float32)
+        wave = np.zeros((n, self.spec.need_audio().samples), dtype=np.float32)
         for i in have:
             wave[i] = self.audio(samples[i].audio, samples[i].sample_rate)  # type: ignore[arg-type]
         return {"waveform": wave}

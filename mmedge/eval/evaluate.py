@@ -8,17 +8,18 @@ from typing import Any
 
 import numpy as np
 
+from mmedge.bundle import Bundle
 from mmedge.data.manifest import resolve_dataset
 from mmedge.data.sample import Dataset
 from mmedge.errors import InputError
 from mmedge.eval.metrics import confusion_matrix, evaluate_subsets, per_class_report
-from mmedge.runtime.pipeline import Pipeline, Precision
+from mmedge.precision import Precision, PrecisionLike
+from mmedge.runtime.pipeline import Pipeline
 
 # Samples per encoder call. 1 = per-request inference, the edge case: dynamic int8 (the transformer
 # encoders' cpu flavour) scales activations per call, so its outputs depend on what shares the batch
-# (on the edge preset's MiniLM: mean |Δ| 0.034 at batch 1, 0.040 at 16).
+# (on the edge preset's MiniLM, its error vs fp32 grows with the batch size).
 EVAL_BATCH = 1
-HEAD_BATCH = 256
 
 
 @dataclass
@@ -26,7 +27,7 @@ class EvalResult:
     """Figures of one backend/precision on one dataset."""
 
     backend: str
-    precision: Precision
+    precision: PrecisionLike
     subsets: dict[str, dict[str, float]]
     per_class: list[dict[str, float | str]]
     confusion: list[list[int]]
@@ -34,8 +35,8 @@ class EvalResult:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly form (without raw logits)."""
-        return {"backend": self.backend, "precision": self.precision, "subsets": self.subsets,
-                "per_class": self.per_class, "confusion": self.confusion}
+        return {"backend": self.backend, "precision": Precision.parse(self.precision).to_json(),
+                "subsets": self.subsets, "per_class": self.per_class, "confusion": self.confusion}
 
 
 def align_labels(dataset: Dataset, labels: list[str]) -> np.ndarray:
@@ -63,16 +64,14 @@ def collect(pipe: Pipeline, dataset: Dataset, chunk: int) -> tuple[dict[str, np.
     return {m: np.concatenate([p[m] for p in parts]) for m in pipe.modalities}, np.concatenate(present)
 
 
-def evaluate_pipeline(pipe: Pipeline, dataset: Dataset, backend: str, precision: Precision,
+def evaluate_pipeline(pipe: Pipeline, dataset: Dataset, backend: str, precision: PrecisionLike,
                       batch: int = EVAL_BATCH) -> EvalResult:
     """Encode once (`batch` samples per encoder call), then run the head under every modality subset."""
     labels = align_labels(dataset, pipe.bundle.labels)
     embeddings, available = collect(pipe, dataset, batch)
 
     def logits_fn(present: np.ndarray) -> np.ndarray:
-        step = HEAD_BATCH  # the head is per-row: its batch size cannot change a result
-        return np.concatenate([pipe.head({m: e[s : s + step] for m, e in embeddings.items()}, present[s : s + step])
-                               for s in range(0, len(labels), step)])
+        return pipe.head(embeddings, present)
 
     n = len(pipe.bundle.labels)
     subsets = evaluate_subsets(logits_fn, available, labels, pipe.modalities, n)
@@ -82,8 +81,8 @@ def evaluate_pipeline(pipe: Pipeline, dataset: Dataset, backend: str, precision:
                       confusion_matrix(pred, labels, n).tolist(), logits)
 
 
-def evaluate_bundle(bundle: str | Path, data: str, split: str | None = None, backend: str = "onnxruntime",
-                    precision: Precision = "fp32", threads: int | None = None, seed: int = 0,
+def evaluate_bundle(bundle: str | Path | Bundle, data: str, split: str | None = None, backend: str = "onnxruntime",
+                    precision: PrecisionLike = "fp32", threads: int | None = None, seed: int = 0,
                     batch: int = EVAL_BATCH) -> EvalResult:
     """Evaluate a bundle on `data` ('digits' or a manifest path)."""
     dataset = resolve_dataset(data, split, seed)

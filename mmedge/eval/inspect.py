@@ -61,9 +61,9 @@ def artifact_summary(bundle: Bundle, precision: str, art: Artifact) -> dict[str,
     return row
 
 
-def inspect_bundle(path: str | Path) -> dict[str, Any]:
+def inspect_bundle(bundle: Bundle | str | Path) -> dict[str, Any]:
     """Per component, per precision: the artifact summaries (hashes verified on load)."""
-    bundle = Bundle.load(path)
+    bundle = Bundle.coerce(bundle)
     return {
         "bundle": str(bundle.root), "name": bundle.name, "modalities": bundle.modalities,
         "components": {name: {"kind": comp.kind,

@@ -17,43 +17,23 @@ from mmedge.bundle import Bundle
 from mmedge.data.preprocess import Batch, Preprocessor
 from mmedge.data.sample import Dataset
 from mmedge.errors import InputError
+from mmedge.eval.compare import compare
 from mmedge.eval.evaluate import EVAL_BATCH
 from mmedge.eval.metrics import macro_f1
-from mmedge.runtime.pipeline import Precision, resolve_precisions
+from mmedge.precision import Precision, PrecisionLike
 from mmedge.specs import HEAD, embedding_name
 
 log = logging.getLogger(__name__)
 
 
-def parse_precisions(value: str) -> list[Precision]:
-    """'fp32,fp16,int8' → names; 'image=int8,text=fp16' → one map; ';' separates entries."""
-    out: list[Precision] = []
-    for entry in (e.strip() for e in value.split(";")):
-        if not entry:
-            continue
-        items = [i.strip() for i in entry.split(",") if i.strip()]
-        if any("=" in i for i in items):
-            pairs = [i.split("=", 1) for i in items]
-            bad = [i for i, p in zip(items, pairs, strict=True) if len(p) != 2 or "=" not in i or not all(p)]
-            if bad:
-                raise InputError(f"cannot read precision '{entry}': write component=precision pairs, "
-                                 "e.g. image=int8,text=int8,audio=fp16,fusion_head=fp32")
-            out.append({k.strip(): v.strip() for k, v in pairs})
-        else:
-            out.extend(items)
-    if not out:
-        raise InputError("no precision given (e.g. fp32,fp16,int8 or image=int8,text=fp16)")
-    return out
-
-
-def precision_label(precision: Precision) -> str:
+def precision_label(precision: PrecisionLike) -> str:
     """Display name: 'int8' or 'text=int8,image=fp16,…'."""
-    return precision if isinstance(precision, str) else ",".join(f"{k}={v}" for k, v in precision.items())
+    return Precision.parse(precision).label
 
 
-def resolve(bundle: Bundle, precision: Precision) -> dict[str, str]:
-    """{component: precision} for every component ('auto' reads `quantize --auto`'s choice)."""
-    return resolve_precisions(bundle, precision)
+def resolve(bundle: Bundle, precision: PrecisionLike) -> dict[str, str]:
+    """{component: artifact key} on ONNX Runtime CPU ('auto' reads `quantize --auto`'s choice)."""
+    return Precision.parse(precision).resolve(bundle, "onnxruntime")
 
 
 class ComponentOutputs:
@@ -74,9 +54,10 @@ class ComponentOutputs:
         self._cache: dict[tuple[str, str], np.ndarray] = {}
 
     def _runner(self, component: str, precision: str) -> Any:
-        from mmedge.runtime.backends.onnxruntime.runner import make_runner
+        from mmedge.runtime.backends import make_runner
+        from mmedge.runtime.options import RunnerOptions
 
-        return make_runner(self.bundle, component, precision, threads=self.threads)
+        return make_runner(self.bundle, component, precision, RunnerOptions(threads=self.threads))
 
     def encoder(self, modality: str, precision: str) -> np.ndarray:
         """[N, D] embeddings (zeros for batches where the modality is absent, as the Pipeline does)."""
@@ -140,22 +121,19 @@ class PrecisionRow:
 
 def component_diffs(outputs: ComponentOutputs, precisions: dict[str, str]) -> dict[str, dict[str, float]]:
     """Max/mean |Δ| of each component vs its fp32 output on the same (fp32) inputs; present rows only."""
-    out: dict[str, dict[str, float]] = {}
+    reference: dict[str, np.ndarray] = {}
+    result: dict[str, np.ndarray] = {}
     for j, m in enumerate(outputs.modalities):
         rows = outputs.present[:, j] > 0
-        if not rows.any():
-            continue
-        d = np.abs(outputs.encoder(m, precisions[m])[rows] - outputs.encoder(m, "fp32")[rows])
-        out[m] = {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean())}
-    ref_emb = outputs.fp32_embeddings()
-    ref = outputs.logits(dict.fromkeys(precisions, "fp32"))
-    head = ref if precisions[HEAD] == "fp32" else outputs.head(precisions[HEAD], ref_emb)
-    d = np.abs(head - ref)
-    out[HEAD] = {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean())}
-    return out
+        if rows.any():
+            reference[m], result[m] = outputs.encoder(m, "fp32")[rows], outputs.encoder(m, precisions[m])[rows]
+    reference[HEAD] = outputs.logits(dict.fromkeys(precisions, "fp32"))
+    result[HEAD] = (reference[HEAD] if precisions[HEAD] == "fp32"
+                    else outputs.head(precisions[HEAD], outputs.fp32_embeddings()))
+    return {name: figures.to_json() for name, figures in compare(reference, result).outputs.items()}
 
 
-def row_for(outputs: ComponentOutputs, labels: np.ndarray, precision: Precision) -> PrecisionRow:
+def row_for(outputs: ComponentOutputs, labels: np.ndarray, precision: PrecisionLike) -> PrecisionRow:
     """Figures of one precision against the fp32 reference."""
     chosen = resolve(outputs.bundle, precision)
     n = len(outputs.bundle.labels)
@@ -168,7 +146,7 @@ def row_for(outputs: ComponentOutputs, labels: np.ndarray, precision: Precision)
 
 
 def precision_report(bundle: str | Path | Bundle, data: str, split: str | None = None,
-                     precisions: list[Precision] | None = None, threads: int | None = None,
+                     precisions: list[PrecisionLike] | None = None, threads: int | None = None,
                      seed: int = 0, batch: int = EVAL_BATCH) -> list[PrecisionRow]:
     """One row per precision: accuracy, macro-F1, top-1 agreement with fp32, per-component |Δ|, bytes."""
     from mmedge.data.manifest import resolve_dataset

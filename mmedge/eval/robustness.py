@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mmedge.bundle import Bundle
 from mmedge.data.audio import load_audio
 from mmedge.data.image import load_image
 from mmedge.data.manifest import resolve_dataset
@@ -26,7 +27,8 @@ from mmedge.data.sample import Dataset, Sample
 from mmedge.errors import InputError
 from mmedge.eval.evaluate import align_labels, collect
 from mmedge.eval.metrics import accuracy, macro_f1
-from mmedge.runtime.pipeline import Pipeline, Precision
+from mmedge.precision import PrecisionLike
+from mmedge.runtime.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +144,13 @@ def robustness_curves(pipe: Pipeline, dataset: Dataset, modalities: Sequence[str
     return curves
 
 
-def evaluate_robustness(bundle: str | Path, data: str, split: str = "test", backend: str = "onnxruntime",
-                        precision: Precision = "fp32", modalities: Sequence[str] | None = None,
+def evaluate_robustness(bundle: Bundle | str | Path, data: str, split: str = "test", backend: str = "onnxruntime",
+                        precision: PrecisionLike = "fp32", modalities: Sequence[str] | None = None,
                         levels: Mapping[str, Sequence[float]] | None = None, threads: int | None = None,
                         seed: int = 0, limit: int | None = None) -> list[RobustnessCurve]:
     """Robustness curves of a bundle on `data` ('digits' or a manifest path)."""
     dataset = resolve_dataset(data, split, seed, limit=limit)
-    with Pipeline.from_bundle(bundle, backend=backend, precision=precision, threads=threads) as pipe:
+    with Pipeline.from_bundle(Bundle.coerce(bundle), backend=backend, precision=precision, threads=threads) as pipe:
         return robustness_curves(pipe, dataset, modalities, levels, seed)
 
 

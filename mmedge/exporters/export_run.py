@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from mmedge import __version__
-from mmedge.bundle import Bundle, Component
+from mmedge.bundle import TORCH_DIR, Bundle, Component, batch_range
 from mmedge.data.manifest import resolve_dataset
 from mmedge.data.preprocess import Preprocessor
 from mmedge.errors import ExportError
+from mmedge.eval.compare import Tolerance, compare
 from mmedge.exporters.onnx_export import OPSET, export_module
 from mmedge.io import atomic_path
 from mmedge.runtime.backends.onnxruntime.runner import OrtRunner
@@ -24,7 +25,6 @@ from mmedge.train.checkpoint import CHECKPOINT, RUN_META, LoadedRun, load_run
 
 log = logging.getLogger(__name__)
 FP32_BOUND = 1e-4
-TORCH_DIR = "torch"  # the fp32 PyTorch reference (weights + run.json) for the torch backend
 ProgressFn = Callable[[str], None]
 
 
@@ -34,9 +34,9 @@ def component_modules(run: LoadedRun) -> dict[str, tuple[torch.nn.Module, list[T
     out: dict[str, tuple[torch.nn.Module, list[TensorSpec], list[TensorSpec]]] = {}
     for m in model.modalities:
         enc = model.encoder(m)
-        out_spec = TensorSpec(embedding_name(m), "float32", ("batch", dim), {"batch": (1, 1, 64)})
+        out_spec = TensorSpec(embedding_name(m), "float32", ("batch", dim), batch_range())
         out[m] = (enc, enc.input_specs(), [out_spec])
-    logits = TensorSpec("logits", "float32", ("batch", len(run.labels)), {"batch": (1, 1, 64)})
+    logits = TensorSpec("logits", "float32", ("batch", len(run.labels)), batch_range())
     out[HEAD] = (model.head, model.head.input_specs(), [logits])
     return out
 
@@ -86,23 +86,23 @@ def export_run(run_dir: str | Path, out_dir: str | Path, data: str | None = None
 
 def check_parity(path: Path, inputs: list[TensorSpec], outputs: list[TensorSpec], feed: dict[str, np.ndarray],
                  expected: np.ndarray, bound: float) -> dict[str, Any]:
-    """Max/mean abs diff of ONNX Runtime vs torch; ExportError above `bound`."""
-    got = OrtRunner(path, inputs, outputs).infer(feed)[outputs[0].name]
-    diff = np.abs(got.astype(np.float64) - expected)
-    worst = float(diff.max())
-    if worst > bound:
-        raise ExportError(f"{path.name}: ONNX Runtime differs from PyTorch by {worst:.3g} "
-                          f"(bound {bound:g}) on real samples")
-    log.info("%s parity: max abs diff %.3g", path.name, worst)
-    return {"max_abs_diff": worst, "mean_abs_diff": float(diff.mean()), "samples": len(got),
-            "reference": "torch fp32"}
+    """Max/mean abs diff of ONNX Runtime vs torch; ExportError when the max is above `bound`."""
+    name = outputs[0].name
+    with OrtRunner(path, inputs, outputs) as runner:
+        got = runner.infer(feed)[name]
+    result = compare({name: expected}, {name: got}, Tolerance(atol=bound, rtol=0.0, stat="max"))[name]
+    if not result.passed:
+        raise ExportError(f"{path.name}: ONNX Runtime differs from PyTorch by {result.max_abs_diff:.3g} "
+                          f"(bound {bound:g}) on real samples: {result.summary()}")
+    log.info("%s parity: max abs diff %.3g", path.name, result.max_abs_diff)
+    return {**result.to_json(), "samples": len(got), "reference": "torch fp32"}
 
 
 def copy_side_files(run: LoadedRun, out: Path) -> None:
     """Tokenizer and the torch reference (weights + run.json) into the bundle, atomically."""
     files = [(run.root / CHECKPOINT, out / TORCH_DIR / CHECKPOINT), (run.root / RUN_META, out / TORCH_DIR / RUN_META)]
-    if "text" in run.preprocessing:
-        tok = run.preprocessing["text"]["tokenizer"]
+    if run.preprocessing.text is not None:
+        tok = run.preprocessing.text.tokenizer
         files.append((run.root / tok, out / tok))
     for src, dst in files:
         if not src.is_file():

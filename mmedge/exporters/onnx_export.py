@@ -14,8 +14,8 @@ from mmedge.specs import TensorSpec
 
 log = logging.getLogger(__name__)
 
-# TorchScript exporter at opset 17: 30× faster than the dynamo exporter on these graphs
-# (0.1 s vs 3 s), no external-data files, and opset 17 is accepted by every TensorRT 10.x
+# TorchScript exporter at opset 17: far faster than the dynamo exporter on these graphs, no
+# external-data files, and opset 17 is accepted by every TensorRT 10.x
 # (JetPack 6) and by ONNX Runtime's quantization tools.
 OPSET = 17
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmedge.bundle import batch_range
 from mmedge.config import ModelConfig
 from mmedge.models.encoders import Encoder, build_encoder
 from mmedge.models.fusion import build_fusion
@@ -36,7 +37,7 @@ class FusionHead(nn.Module):
 
     def input_specs(self) -> list[TensorSpec]:
         """One embedding per modality plus `present`, float32."""
-        rng = {"batch": (1, 1, 64)}
+        rng = batch_range()
         specs = [TensorSpec(embedding_name(m), "float32", ("batch", self.embed_dim), rng) for m in self.modalities]
         return [*specs, TensorSpec("present", "float32", ("batch", len(self.modalities)), rng)]
 

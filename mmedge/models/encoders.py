@@ -11,12 +11,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from mmedge.bundle import batch_range
 from mmedge.config import ModelConfig
 from mmedge.errors import ConfigError
 from mmedge.models.audio_frontend import LogMel
+from mmedge.registry import Registry
 from mmedge.specs import TensorSpec
-
-MAX_BATCH = 64
 
 
 class Encoder(nn.Module):
@@ -32,11 +32,6 @@ class Encoder(nn.Module):
     def blocks(self) -> list[nn.Module]:
         """Ordered trainable blocks (for partial fine-tuning: the last k get unfrozen)."""
         return list(self.children())
-
-
-def batch_range() -> dict[str, tuple[int, int, int]]:
-    """min/opt/max of the dynamic batch axis."""
-    return {"batch": (1, 1, MAX_BATCH)}
 
 
 class BagOfTokensEncoder(Encoder):
@@ -177,26 +172,53 @@ class AudioCNNEncoder(Encoder):
 
 
 EncoderBuilder = Callable[[ModelConfig, int], Encoder]
-ENCODERS: dict[tuple[str, str], EncoderBuilder] = {
-    ("text", "bag"): lambda c, vocab: BagOfTokensEncoder(vocab, c.embed_dim, c.text.max_length),
-    ("image", "cnn"): lambda c, _: ImageCNNEncoder(c.image.channels, c.image.size, c.embed_dim),
-    ("audio", "cnn"): lambda c, _: AudioCNNEncoder(c.audio.sample_rate, c.audio.clip_seconds, c.audio.n_fft,
-                                                   c.audio.hop, c.audio.n_mels, c.embed_dim),
-}
 
 
-def register_encoder(modality: str, name: str, builder: EncoderBuilder) -> None:
-    """Add an encoder to the registry (presets register theirs on import)."""
-    ENCODERS[(modality, name)] = builder
+def build_bag(c: ModelConfig, vocab: int) -> Encoder:
+    """Token embedding + masked mean (the `tiny` text encoder)."""
+    return BagOfTokensEncoder(vocab, c.embed_dim, c.text.max_length)
+
+
+def build_image_cnn(c: ModelConfig, _vocab: int) -> Encoder:
+    """Small image CNN trained from scratch."""
+    return ImageCNNEncoder(c.image.channels, c.image.size, c.embed_dim)
+
+
+def build_audio_cnn(c: ModelConfig, _vocab: int) -> Encoder:
+    """Small audio CNN over the in-graph log-mel."""
+    a = c.audio
+    return AudioCNNEncoder(a.sample_rate, a.clip_seconds, a.n_fft, a.hop, a.n_mels, c.embed_dim)
+
+
+# "modality/name" → builder(ModelConfig, vocab_size); the pretrained ones import torch hub code only when used.
+ENCODERS: Registry[EncoderBuilder] = Registry("encoder", {
+    "text/bag": "mmedge.models.encoders:build_bag",
+    "image/cnn": "mmedge.models.encoders:build_image_cnn",
+    "audio/cnn": "mmedge.models.encoders:build_audio_cnn",
+    "text/minilm": "mmedge.models.pretrained:build_minilm",
+    "image/efficientnet_lite0": "mmedge.models.pretrained:build_efficientnet_lite0",
+    "audio/mobile_cnn": "mmedge.models.pretrained:build_mobile_cnn",
+})
+
+
+def encoder_key(modality: str, name: str) -> str:
+    """Registry key of an encoder: 'modality/name'."""
+    return f"{modality}/{name}"
+
+
+def register_encoder(modality: str, name: str, builder: EncoderBuilder | str) -> None:
+    """Add an encoder: a builder function or its 'package.module:function' (imported on first use)."""
+    ENCODERS.register(encoder_key(modality, name), builder)
+
+
+def encoder_names(modality: str) -> list[str]:
+    """Registered encoder names of one modality."""
+    return [k.split("/", 1)[1] for k in ENCODERS.names() if k.startswith(f"{modality}/")]
 
 
 def build_encoder(modality: str, cfg: ModelConfig, vocab_size: int = 0) -> Encoder:
     """Instantiate the configured encoder of `modality`."""
     name = getattr(cfg, modality).encoder
-    if (modality, name) not in ENCODERS:
-        import mmedge.models.pretrained  # noqa: F401  (registers the edge encoders lazily)
-    builder = ENCODERS.get((modality, name))
-    if builder is None:
-        known = sorted(n for m, n in ENCODERS if m == modality)
-        raise ConfigError(f"unknown {modality} encoder '{name}' (known: {', '.join(known)})")
-    return builder(cfg, vocab_size)
+    if encoder_key(modality, name) not in ENCODERS:
+        raise ConfigError(f"unknown {modality} encoder '{name}' (known: {', '.join(encoder_names(modality))})")
+    return ENCODERS.get(encoder_key(modality, name))(cfg, vocab_size)

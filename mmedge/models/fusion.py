@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mmedge.errors import ConfigError
+from mmedge.registry import Registry
 
 
 class FusionOp(nn.Module):
@@ -115,18 +116,18 @@ class AttentionFusion(FusionOp):
         return self.out((weights * self.value(x)).sum(dim=1))
 
 
-FUSION_OPS: dict[str, Callable[[int, int], FusionOp]] = {
-    "concat": ConcatFusion,
-    "sum": SumFusion,
-    "mean": MaskedMeanFusion,
-    "product": ProductFusion,
-    "gated": GatedFusion,
-    "attention": AttentionFusion,
-}
+FUSION_OPS: Registry[Callable[[int, int], FusionOp]] = Registry("fusion op", {
+    "concat": "mmedge.models.fusion:ConcatFusion",
+    "sum": "mmedge.models.fusion:SumFusion",
+    "mean": "mmedge.models.fusion:MaskedMeanFusion",
+    "product": "mmedge.models.fusion:ProductFusion",
+    "gated": "mmedge.models.fusion:GatedFusion",
+    "attention": "mmedge.models.fusion:AttentionFusion",
+})
 
 
 def build_fusion(name: str, n_modalities: int, dim: int) -> FusionOp:
     """Instantiate a registered fusion op."""
     if name not in FUSION_OPS:
-        raise ConfigError(f"unknown fusion '{name}' (choose from: {', '.join(FUSION_OPS)})")
-    return FUSION_OPS[name](n_modalities, dim)
+        raise ConfigError(f"unknown fusion '{name}' (choose from: {', '.join(FUSION_OPS.names())})")
+    return FUSION_OPS.get(name)(n_modalities, dim)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from mmedge.config import AudioConfig, ImageConfig, ModelConfig, RunConfig, TextConfig, TrainConfig
 from mmedge.errors import ConfigError
+from mmedge.registry import Registry
 
 
 def tiny() -> RunConfig:
@@ -34,11 +35,12 @@ def edge() -> RunConfig:
                      train=TrainConfig(mode="frozen", epochs=40, lr=2e-3, encoder_lr_mult=0.05, threads=1))
 
 
-PRESETS: dict[str, Callable[[], RunConfig]] = {"tiny": tiny, "edge": edge}
+PRESETS: Registry[Callable[[], RunConfig]] = Registry(
+    "preset", {"tiny": "mmedge.models.presets:tiny", "edge": "mmedge.models.presets:edge"})
 
 
 def preset_config(name: str) -> RunConfig:
     """The RunConfig of a named preset."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}' (choose from: {', '.join(PRESETS)})")
-    return PRESETS[name]()
+        raise ConfigError(f"unknown preset '{name}' (choose from: {', '.join(PRESETS.names())})")
+    return PRESETS.get(name)()

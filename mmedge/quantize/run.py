@@ -13,6 +13,7 @@ import numpy as np
 
 from mmedge.bundle import Bundle
 from mmedge.errors import ExportError, InputError
+from mmedge.eval.compare import compare
 from mmedge.io import atomic_path
 from mmedge.quantize.calibration import ComponentFeeds, component_feeds, data_spec, load_samples
 from mmedge.quantize.float_prefix import require_share
@@ -105,16 +106,11 @@ def parity(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]],
     opts = session_options(threads)
     ref = ort.InferenceSession(str(reference), opts, providers=["CPUExecutionProvider"])
     got = ort.InferenceSession(str(candidate), opts, providers=["CPUExecutionProvider"])
-    diffs, n = [], 0
-    for feed in feeds:
-        a, b = ref.run([output], feed)[0], got.run([output], feed)[0]
-        if not np.isfinite(b).all():
-            raise ExportError(f"{name or candidate.name} produces non-finite outputs on real samples; not saved")
-        diffs.append(np.abs(b.astype(np.float64) - a).ravel())
-        n += len(a)
-    diff = np.concatenate(diffs)
-    return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()), "samples": n,
-            "reference": "onnx fp32"}
+    expected = np.concatenate([ref.run([output], feed)[0] for feed in feeds])
+    result = compare({output: expected}, {output: np.concatenate([got.run([output], feed)[0] for feed in feeds])})
+    if result[output].nonfinite:
+        raise ExportError(f"{name or candidate.name} produces non-finite outputs on real samples; not saved")
+    return {**result[output].to_json(), "samples": len(expected), "reference": "onnx fp32"}
 
 
 def quantize_component(bundle: Bundle, name: str, opts: QuantizeOptions, calib: ComponentFeeds | None,
@@ -156,10 +152,10 @@ def enforce_trt_rules(path: Path, name: str) -> None:
                           f"({len(problems)}): {shown}")
 
 
-def quantize_bundle(bundle_dir: str | Path, opts: QuantizeOptions,
+def quantize_bundle(bundle: Bundle | str | Path, opts: QuantizeOptions,
                     progress: ProgressFn | None = None) -> list[QuantizeResult]:
     """Add `opts.precision` artifacts for the chosen components, save bundle.json, return what was written."""
-    bundle = Bundle.load(bundle_dir)
+    bundle = Bundle.coerce(bundle)
     names = validate(bundle, opts)
     if progress:
         progress("reading calibration data")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,16 @@ import numpy as np
 from mmedge.bundle import Bundle
 from mmedge.data.preprocess import Batch, Preprocessor, select_rows
 from mmedge.data.sample import Sample
-from mmedge.errors import InputError
-from mmedge.runtime.runner import Runner, get_runner_factory
-from mmedge.specs import HEAD, PRECISIONS, embedding_name
+from mmedge.errors import BackendError, InputError
+from mmedge.precision import Precision, PrecisionLike
+from mmedge.runtime.backends import backend_info
+from mmedge.runtime.executors import Executor, ThreadPoolEncoders, scatter
+from mmedge.runtime.options import RunnerOptions
+from mmedge.runtime.runner import Runner
+from mmedge.specs import HEAD, embedding_name
 
 log = logging.getLogger(__name__)
-Precision = str | dict[str, str]
+HEAD_CHUNK = 256  # rows per head call when its runner sets no limit (bounds memory on large evaluations)
 
 
 @dataclass
@@ -54,64 +57,50 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-AUTO = "auto"
-
-
-def resolve_precisions(bundle: Bundle, precision: Precision) -> dict[str, str]:
-    """One precision per component: a single name, a {component: precision} map, or 'auto'.
-
-    'auto' reads the map chosen by `mmedge quantize --auto`; a missing artifact is a BundleError
-    that names the `mmedge quantize` command creating it.
-    """
-    components = [*bundle.modalities, HEAD]
-    if precision == AUTO:
-        auto = bundle.provenance.get("auto_precision", {}).get("choice")
-        if not auto:
-            raise InputError(f"bundle {bundle.root} has no automatic precision choice; "
-                             f"run: mmedge quantize {bundle.root} --auto")
-        precision = dict(auto)
-    chosen = {c: precision for c in components} if isinstance(precision, str) else dict(precision)
-    unknown = sorted(set(chosen) - set(components))
-    if unknown:
-        raise InputError(f"precision given for unknown component(s) {unknown} (bundle has {components})")
-    for comp in components:
-        chosen.setdefault(comp, "fp32")
-        if chosen[comp] not in PRECISIONS and not chosen[comp].startswith("int8"):
-            raise InputError(f"unknown precision '{chosen[comp]}' for {comp} "
-                             f"(choose from {', '.join(PRECISIONS)}, int8-trt)")
-        bundle.artifact(comp, chosen[comp])
-    return chosen
+def resolve_precisions(bundle: Bundle, precision: PrecisionLike, backend: str = "onnxruntime") -> dict[str, str]:
+    """The artifact key per component for `precision` on `backend` (see mmedge.precision)."""
+    return Precision.parse(precision).resolve(bundle, backend)
 
 
 class Pipeline:
-    """One runner per component; encoders run concurrently on a thread pool; then the fusion head."""
+    """One active runner per component; the backend's executor runs the encoders; then the fusion head."""
 
-    def __init__(self, bundle: Bundle, runners: dict[str, Runner], concurrent: bool = True) -> None:
+    def __init__(self, bundle: Bundle, runners: dict[str, Runner], concurrent: bool = True,
+                 executor: Executor | None = None) -> None:
         self.bundle = bundle
         self.runners = runners
         self.modalities = list(bundle.modalities)
         self.preprocessor = Preprocessor(self.modalities, bundle.preprocessing, root=bundle.root)
         self.concurrent = concurrent
-        self._pool = ThreadPoolExecutor(max_workers=len(self.modalities), thread_name_prefix="mmedge-enc")
+        for runner in runners.values():
+            runner.activate()
+        self.executor = executor or ThreadPoolEncoders(runners, self.modalities)
         head_inputs = {s.name: s for s in runners[HEAD].inputs}
         self.embed_dim = int(head_inputs[embedding_name(self.modalities[0])].shape[1])
 
     @classmethod
-    def from_bundle(cls, path: str | Path, backend: str = "onnxruntime", precision: Precision = "fp32",
-                    threads: int | None = None, concurrent: bool = True, verify: bool = True,
-                    **options: Any) -> Pipeline:
-        """Load a bundle and build one runner per component on `backend`."""
-        bundle = Bundle.load(path, verify=verify)
-        factory = get_runner_factory(backend)
+    def from_bundle(cls, bundle: str | Path | Bundle, backend: str = "onnxruntime",
+                    precision: PrecisionLike = "fp32", threads: int | None = None, concurrent: bool = True,
+                    verify: bool = True, options: RunnerOptions | None = None, **settings: Any) -> Pipeline:
+        """Load a bundle (or take a loaded one) and build one active runner per component on `backend`.
+
+        `settings` are runner options: `threads`/`device` for every backend, the rest for `backend`
+        only (e.g. `cuda_graph=True` on tensorrt); an unknown one is a BackendError.
+        """
+        loaded = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle, verify=verify)
+        info = backend_info(backend)
+        opts = RunnerOptions.make(options, threads=threads, **settings)
         runners: dict[str, Runner] = {}
         try:
-            for comp, prec in resolve_precisions(bundle, precision).items():
-                runners[comp] = factory(bundle, comp, prec, threads=threads, **options)
-        except Exception:
+            for comp, key in resolve_precisions(loaded, precision, backend).items():
+                runners[comp] = info.make_runner(loaded, comp, key, opts)
+                runners[comp].activate()
+            executor = info.make_executor(runners, list(loaded.modalities), opts)
+        except BaseException:
             for r in runners.values():
-                r.__exit__(None, None, None)
+                r.deactivate()
             raise
-        return cls(bundle, runners, concurrent)
+        return cls(loaded, runners, concurrent, executor)
 
     def __enter__(self) -> Pipeline:
         return self
@@ -120,10 +109,15 @@ class Pipeline:
         self.close()
 
     def close(self) -> None:
-        """Release runners (sessions, streams, buffers) and the thread pool."""
-        self._pool.shutdown(wait=True)
+        """Release the executor and every runner (sessions, streams, buffers); idempotent."""
+        self.executor.close()
         for runner in self.runners.values():
-            runner.__exit__(None, None, None)
+            runner.deactivate()
+
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+        return not self.runners[HEAD].is_active
 
     # ---- stages ------------------------------------------------------------------------
     def check_samples(self, samples: list[Sample]) -> None:
@@ -153,31 +147,19 @@ class Pipeline:
             timings["preprocess"] = time.perf_counter_ns() - start
         return batch
 
-    def _encode_one(self, modality: str, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
-        start = time.perf_counter_ns()
-        out = self.runners[modality].infer(feed)[embedding_name(modality)]
-        return out, time.perf_counter_ns() - start
-
     def encode(self, batch: Batch, timings: dict[str, int] | None = None,
                concurrent: bool | None = None) -> dict[str, np.ndarray]:
         """Embeddings of the modalities present in the batch (absent rows: zeros, never encoded)."""
+        self._check_open()
         start = time.perf_counter_ns()
         rows = {m: np.flatnonzero(batch.present[:, j] > 0) for j, m in enumerate(self.modalities)}
         # Only the rows that carry a modality are encoded: it saves compute, and placeholders would
         # otherwise enter dynamic int8's per-call activation range.
         feeds = {m: batch.feeds[m] if r.size == len(batch) else select_rows(batch.feeds[m], r)
                  for m, r in rows.items() if r.size}
-        use_pool = self.concurrent if concurrent is None else concurrent
-        if use_pool and len(feeds) > 1:
-            futures = {m: self._pool.submit(self._encode_one, m, f) for m, f in feeds.items()}
-            results = {m: f.result() for m, f in futures.items()}
-        else:
-            results = {m: self._encode_one(m, f) for m, f in feeds.items()}
-        embeddings = {}
-        for m in self.modalities:
-            embeddings[m] = np.zeros((len(batch), self.embed_dim), dtype=np.float32)
-            if m in results:
-                embeddings[m][rows[m]] = results[m][0]
+        results = self.executor.encode(feeds, self.concurrent if concurrent is None else concurrent)
+        embeddings = {m: scatter(rows[m], results[m][0], len(batch)) if m in results
+                      else np.zeros((len(batch), self.embed_dim), dtype=np.float32) for m in self.modalities}
         if timings is not None:
             timings.update({f"encoder.{m}": ns for m, (_, ns) in results.items()})
             timings["encoders"] = time.perf_counter_ns() - start
@@ -185,11 +167,17 @@ class Pipeline:
 
     def head(self, embeddings: dict[str, np.ndarray], present: np.ndarray,
              timings: dict[str, int] | None = None) -> np.ndarray:
-        """Fusion head: embeddings + present mask → logits."""
+        """Fusion head: embeddings + present mask → logits (in chunks the head's runner accepts)."""
+        self._check_open()
         start = time.perf_counter_ns()
-        feed = {embedding_name(m): embeddings[m] for m in self.modalities}
-        feed["present"] = present.astype(np.float32)
-        logits = self.runners[HEAD].infer(feed)["logits"]
+        runner, size = self.runners[HEAD], len(present)
+        step = runner.max_batch or HEAD_CHUNK  # the head is per-row: chunking cannot change a result
+        parts = []
+        for s in range(0, size, step):
+            feed = {embedding_name(m): embeddings[m][s : s + step] for m in self.modalities}
+            feed["present"] = present[s : s + step].astype(np.float32)
+            parts.append(runner.infer(feed)["logits"])
+        logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if timings is not None:
             timings["fusion_head"] = time.perf_counter_ns() - start
         return logits
@@ -197,7 +185,12 @@ class Pipeline:
     def run_batch(self, batch: Batch, timings: dict[str, int] | None = None,
                   concurrent: bool | None = None) -> np.ndarray:
         """Model compute only (encoders + head) on a preprocessed batch → logits."""
-        return self.head(self.encode(batch, timings, concurrent), batch.present, timings)
+        self._check_open()
+        return self.executor.run(self, batch, timings, self.concurrent if concurrent is None else concurrent)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise BackendError("this pipeline is closed; create a new one with Pipeline.from_bundle")
 
     # ---- end to end --------------------------------------------------------------------
     def predict_batch(self, samples: list[Sample]) -> BatchOutput:

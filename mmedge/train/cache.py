@@ -15,7 +15,6 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +24,8 @@ from mmedge.io import atomic_path
 from mmedge.models.classifier import MultimodalClassifier
 from mmedge.models.encoders import Encoder
 from mmedge.models.pretrained import PretrainedEncoder
+from mmedge.serialize import to_json
+from mmedge.specs import Preprocessing
 from mmedge.train.tensors import SplitTensors
 
 log = logging.getLogger(__name__)
@@ -74,14 +75,14 @@ def default_cache_dir() -> Path | None:
 class EmbeddingStore:
     """Frozen-part features of whole splits as .npz files under `root`, keyed by content."""
 
-    def __init__(self, root: str | Path, spec: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, root: str | Path, spec: Preprocessing | None = None) -> None:
         self.root = Path(root)
-        self.spec = spec or {}
+        self.spec = spec if spec is not None else Preprocessing()
         self.hits = 0
         self.misses = 0
 
     @classmethod
-    def default(cls, spec: dict[str, dict[str, Any]] | None = None) -> EmbeddingStore | None:
+    def default(cls, spec: Preprocessing | None = None) -> EmbeddingStore | None:
         """The store at default_cache_dir(), or None when the cache is off."""
         root = default_cache_dir()
         return cls(root, spec) if root is not None else None
@@ -92,7 +93,7 @@ class EmbeddingStore:
         inputs = [(s.name, data.inputs[s.name]) for s in enc.input_specs()]
         identity = {
             "version": CACHE_VERSION, "modality": modality, "dataset": data.name, "n": len(data),
-            "inputs": tensor_digest(inputs), "preprocessing": self.spec.get(modality, {}),
+            "inputs": tensor_digest(inputs), "preprocessing": to_json(self.spec.get(modality)) or {},
             "encoder": getattr(model.cfg, modality).encoder, "class": type(enc).__qualname__,
             "weights": weights_digest(frozen_part(enc)),
         }

@@ -11,6 +11,7 @@ from mmedge.config import RunConfig, from_dict
 from mmedge.errors import InputError
 from mmedge.io import atomic_path, write_json
 from mmedge.models.classifier import MultimodalClassifier
+from mmedge.specs import Preprocessing
 
 CHECKPOINT = "model.safetensors"
 RUN_META = "run.json"
@@ -23,14 +24,14 @@ class LoadedRun:
     root: Path
     config: RunConfig
     labels: list[str]
-    preprocessing: dict[str, dict[str, Any]]
+    preprocessing: Preprocessing
     vocab_size: int
     metrics: dict[str, Any]
     model: MultimodalClassifier
 
 
 def save_run(root: Path, cfg: RunConfig, model: MultimodalClassifier, labels: list[str],
-             preprocessing: dict[str, dict[str, Any]], vocab_size: int, metrics: dict[str, Any]) -> None:
+             preprocessing: Preprocessing, vocab_size: int, metrics: dict[str, Any]) -> None:
     """Write the run directory (atomic per file; run.json last so a partial run is never trusted)."""
     from safetensors.torch import save_file
 
@@ -38,7 +39,7 @@ def save_run(root: Path, cfg: RunConfig, model: MultimodalClassifier, labels: li
     with atomic_path(root / CHECKPOINT) as tmp:
         save_file(state, str(tmp))
     write_json(root / "metrics.json", metrics)
-    write_json(root / RUN_META, {"config": cfg.to_dict(), "labels": labels, "preprocessing": preprocessing,
+    write_json(root / RUN_META, {"config": cfg.to_dict(), "labels": labels, "preprocessing": preprocessing.to_json(),
                                  "vocab_size": vocab_size, "config_digest": cfg.digest()})
 
 
@@ -61,6 +62,6 @@ def load_run(root: str | Path) -> LoadedRun:
     model.eval()
     metrics_path = root / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    return LoadedRun(root, cfg, list(meta["labels"]), meta["preprocessing"], int(meta["vocab_size"]), metrics,
-                     model)
+    return LoadedRun(root, cfg, list(meta["labels"]), Preprocessing.from_json(meta["preprocessing"]),
+                     int(meta["vocab_size"]), metrics, model)
 

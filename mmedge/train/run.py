@@ -17,6 +17,7 @@ from mmedge.data.sample import Dataset
 from mmedge.data.tokenizer import train_wordpiece
 from mmedge.errors import InputError
 from mmedge.models.classifier import MultimodalClassifier
+from mmedge.specs import AudioSpec, ImageSpec, Preprocessing, TextSpec
 from mmedge.train.cache import EmbeddingStore
 from mmedge.train.checkpoint import save_run
 from mmedge.train.loop import History, ProgressFn, evaluate, fit
@@ -37,18 +38,13 @@ class TrainResult:
     seconds: float
 
 
-def preprocessing_spec(model: ModelConfig) -> dict[str, dict[str, Any]]:
+def preprocessing_spec(model: ModelConfig) -> Preprocessing:
     """The per-modality preprocessing spec stored in the run and the bundle."""
-    spec: dict[str, dict[str, Any]] = {}
-    if "text" in model.modalities:
-        spec["text"] = {"tokenizer": TOKENIZER_FILE, "max_length": model.text.max_length}
-    if "image" in model.modalities:
-        im = model.image
-        spec["image"] = {"size": im.size, "channels": im.channels, "mean": im.mean, "std": im.std,
-                         "resize": im.resize}
-    if "audio" in model.modalities:
-        spec["audio"] = {"sample_rate": model.audio.sample_rate, "clip_seconds": model.audio.clip_seconds}
-    return spec
+    im, au, mods = model.image, model.audio, model.modalities
+    return Preprocessing(
+        text=TextSpec(TOKENIZER_FILE, model.text.max_length) if "text" in mods else None,
+        image=ImageSpec(im.size, im.channels, list(im.mean), list(im.std), im.resize) if "image" in mods else None,
+        audio=AudioSpec(au.sample_rate, au.clip_seconds) if "audio" in mods else None)
 
 
 def prepare_tokenizer(cfg: RunConfig, train: Dataset, out_dir: Path) -> int:
@@ -73,7 +69,7 @@ def load_splits(cfg: RunConfig) -> dict[str, Dataset]:
     return {split: resolve_dataset(cfg.data, split, limit=cfg.limit) for split in ("train", "val", "test")}
 
 
-def embedding_store(spec: dict[str, dict[str, Any]], cache_dir: str | Path | None) -> EmbeddingStore | None:
+def embedding_store(spec: Preprocessing, cache_dir: str | Path | None) -> EmbeddingStore | None:
     """The frozen-feature cache: `cache_dir`, else $MMEDGE_CACHE_DIR or ~/.cache/mmedge/embeddings."""
     return EmbeddingStore(cache_dir, spec) if cache_dir is not None else EmbeddingStore.default(spec)
 

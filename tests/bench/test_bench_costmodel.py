@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmedge.bench.costmodel import Cost, count_cost
+from mmedge.bench.costmodel import Cost, count_cost, node_macs
 from mmedge.errors import InputError
 
 onnx = pytest.importorskip("onnx")
@@ -281,3 +281,21 @@ def test_torchscript_export_of_a_small_attention_model(tmp_path: Path) -> None:
     head = b * 5 * d
     assert cost.macs == conv + attention + head
     assert cost.params == sum(p.numel() for p in model.parameters())
+
+
+def test_node_macs_is_the_per_node_count_that_count_cost_sums() -> None:
+    # one counter for both users: the cost model (sum) and the float-prefix budget (per layer)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["h"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["h", "w2"], ["y"], strides=[2, 2]),
+        helper.make_node("Relu", ["y"], ["r"]),
+    ]
+    model = _model(
+        nodes,
+        [helper.make_tensor_value_info("x", FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("r", FLOAT, ["N", 4, 4, 4])],
+        [_init("w1", (8, 3, 3, 3)), _init("w2", (4, 8, 1, 1))],
+    )
+    per_node = node_macs(model, {"x": (2, 3, 8, 8)})
+    assert per_node == {"h": 2 * 8 * 8 * 8 * 27, "y": 2 * 4 * 4 * 4 * 8}  # Relu is not a counted op
+    assert sum(v or 0 for v in per_node.values()) == count_cost(model, {"x": (2, 3, 8, 8)}).macs

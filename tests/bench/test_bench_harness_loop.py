@@ -15,7 +15,7 @@ from mmedge.bench.harness import BenchSpec, run_bench
 from mmedge.bench.measure import HEADLINE, Contender, LoopSettings, interleave
 from mmedge.bench.report import BenchConfig, BenchReport, load_json
 from mmedge.bench.suite import load_suite, machine_class, run_suite
-from mmedge.bench.summary import bench_markdown
+from mmedge.bench.summary import to_markdown
 from mmedge.bench.workload import Workload, load_samples, sample_batches
 from mmedge.data.preprocess import Batch
 from mmedge.data.sample import Sample
@@ -84,7 +84,7 @@ def test_failed_row_renders(tmp_path: Path) -> None:
     report = BenchReport({}, [result], reference=result.config.key)
     again = load_json(save_json(report, tmp_path / "r.json"))
     assert again.results[0].error == "load: boom"
-    md = bench_markdown(again)
+    md = to_markdown(again)
     assert "| torch-compile/fp32/b1 | failed |" in md and "failed: load: boom" in md
 
 

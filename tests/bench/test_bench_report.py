@@ -10,20 +10,17 @@ import pytest
 
 from mmedge.bench.costmodel import Cost
 from mmedge.bench.envinfo import environment_record
-from mmedge.bench.plots import pareto_front
+from mmedge.bench.plots import latency_plot, pareto_front, pareto_plot
 from mmedge.bench.report import (
     BENCH_SCHEMA_VERSION,
     BenchConfig,
     BenchReport,
     BenchResult,
     load_json,
-    plot_latency,
-    plot_pareto,
-    render_table,
     save_json,
-    to_markdown,
 )
 from mmedge.bench.stats import instability_warning, summarize
+from mmedge.bench.summary import render_table, to_markdown
 from mmedge.bench.timers import StageTimes
 from mmedge.errors import InputError
 
@@ -154,8 +151,8 @@ def _assert_png(path: Path) -> None:
 
 
 def test_plots(report: BenchReport, tmp_path: Path) -> None:
-    _assert_png(plot_latency(report, tmp_path / "latency.png"))
-    _assert_png(plot_pareto(report, tmp_path / "pareto.png"))
+    _assert_png(latency_plot(report, tmp_path / "latency.png"))
+    _assert_png(pareto_plot(report, tmp_path / "pareto.png"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latency.png", "pareto.png"]
 
 
@@ -164,9 +161,9 @@ def test_plots_need_data(report: BenchReport, tmp_path: Path) -> None:
         result.accuracy = None
         result.samples_ms = []
     with pytest.raises(InputError, match="accuracy"):
-        plot_pareto(report, tmp_path / "p.png")
+        pareto_plot(report, tmp_path / "p.png")
     with pytest.raises(InputError, match="raw latency"):
-        plot_latency(report, tmp_path / "l.png")
+        latency_plot(report, tmp_path / "l.png")
 
 
 def test_pareto_front() -> None:

@@ -135,3 +135,36 @@ def test_eval_report_with_robustness(tiny_bundle_pristine: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     for name in ("confusion.png", "per_class.json", "subsets.json", "robustness.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 0
+
+
+def test_inspect_json_loads_once(tiny_bundle_pristine: Path):
+    """`mmedge inspect --json` lists every component with its fp32 artifact."""
+    result = invoke("inspect", str(tiny_bundle_pristine), "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert set(info["components"]) == {"text", "image", "audio", "fusion_head"}
+
+
+def test_workflow_quantize_updates_the_passed_bundle(tiny_bundle: Path):
+    """The workflow takes a loaded Bundle, adds artifacts to that object and saves bundle.json."""
+    from mmedge.bundle import Bundle
+    from mmedge.quantize.run import QuantizeOptions
+    from mmedge.workflow import quantize
+
+    bundle = Bundle.load(tiny_bundle)
+    outcome = quantize(bundle, QuantizeOptions("fp16", components=["image"]))
+    assert [r.component for r in outcome.results] == ["image"] and outcome.chosen is None
+    assert "fp16" in bundle.components["image"].artifacts
+    assert "fp16" in Bundle.load(tiny_bundle).components["image"].artifacts
+    assert outcome.to_json()["artifacts"][0]["precision"] == "fp16"
+
+
+def test_workflow_ensure_bundle_errors(tmp_path: Path):
+    """A missing bundle without build settings, or with an unknown build key, is one InputError."""
+    from mmedge.errors import InputError
+    from mmedge.workflow import ensure_bundle
+
+    with pytest.raises(InputError, match="gives no 'build' for 'b'"):
+        ensure_bundle(tmp_path / "b", None, "b")
+    with pytest.raises(InputError, match=r"unknown key\(s\) epoch"):
+        ensure_bundle(tmp_path / "b", {"epoch": 1}, "b")

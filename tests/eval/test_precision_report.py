@@ -9,26 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from mmedge.cli.main import app
-from mmedge.errors import BundleError, InputError
-from mmedge.eval.precision_report import parse_precisions, precision_label, precision_report
+from mmedge.errors import BundleError
+from mmedge.eval.precision_report import precision_report
 
 runner = CliRunner()
 MIXED = "image=int8,text=int8,audio=fp16,fusion_head=fp32"
 
 
-def test_parse_names_maps_and_entries():
-    assert parse_precisions("fp32,fp16,int8") == ["fp32", "fp16", "int8"]
-    assert parse_precisions(MIXED) == [{"image": "int8", "text": "int8", "audio": "fp16", "fusion_head": "fp32"}]
-    assert parse_precisions(f"fp32; {MIXED}") == ["fp32", parse_precisions(MIXED)[0]]
-    assert precision_label(parse_precisions(MIXED)[0]) == MIXED
-    for bad in ("", "image=", "image=int8,fp16"):
-        with pytest.raises(InputError):
-            parse_precisions(bad)
-
-
 def test_report_rows(quantized_bundle_pristine: Path):
     rows = precision_report(quantized_bundle_pristine, "digits", "test", ["fp32", "fp16", "int8", "int8-trt",
-                                                                          parse_precisions(MIXED)[0]])
+                                                                          MIXED])
     by = {r.label: r for r in rows}
     assert by["fp32"].agreement == 1.0 and all(v["max_abs_diff"] == 0 for v in by["fp32"].components.values())
     assert by["fp16"].agreement >= 0.98 and abs(by["fp16"].accuracy - by["fp32"].accuracy) <= 0.02

@@ -40,7 +40,8 @@ def test_dynamic_batch_and_sequence_match_torch(tiny_run: Path, tiny_bundle_pris
     embeddings = {}
     for m, feed in feeds.items():
         comp = bundle.components[m]
-        got = OrtRunner(bundle.artifact_path(m, "fp32"), comp.inputs, comp.outputs).infer(feed)[embedding_name(m)]
+        with OrtRunner(bundle.artifact_path(m, "fp32"), comp.inputs, comp.outputs) as runner:
+            got = runner.infer(feed)[embedding_name(m)]
         with torch.no_grad():
             want = run.model.encoder(m)(*(torch.from_numpy(feed[s.name]) for s in comp.inputs)).numpy()
         assert got.shape == (batch, run.config.model.embed_dim)
@@ -48,8 +49,8 @@ def test_dynamic_batch_and_sequence_match_torch(tiny_run: Path, tiny_bundle_pris
         embeddings[embedding_name(m)] = got
     present = rng.integers(0, 2, size=(batch, 3)).astype(np.float32)
     head = bundle.components[HEAD]
-    logits = OrtRunner(bundle.artifact_path(HEAD, "fp32"), head.inputs, head.outputs).infer(
-        {**embeddings, "present": present})["logits"]
+    with OrtRunner(bundle.artifact_path(HEAD, "fp32"), head.inputs, head.outputs) as runner:
+        logits = runner.infer({**embeddings, "present": present})["logits"]
     with torch.no_grad():
         want = run.model.head(*(torch.from_numpy(embeddings[embedding_name(m)]) for m in feeds),
                               torch.from_numpy(present)).numpy()

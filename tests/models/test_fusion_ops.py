@@ -51,7 +51,8 @@ def test_exports_and_matches_torch(op: str, tmp_path: Path):
     path = export_module(head, specs, out, inputs(3, [[1, 1, 1], [1, 0, 0], [0, 0, 1]]), tmp_path / f"{op}.onnx")
     args = inputs(5, [[1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]])
     feed = {s.name: a.numpy() for s, a in zip(specs, args, strict=True)}
-    got = OrtRunner(path, specs, out).infer(feed)["logits"]
+    with OrtRunner(path, specs, out) as runner:
+        got = runner.infer(feed)["logits"]
     with torch.no_grad():
         np.testing.assert_allclose(got, head(*args).numpy(), atol=1e-5)
 

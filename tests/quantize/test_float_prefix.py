@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mmedge.bundle import Bundle
 from mmedge.quantize.calibration import component_feeds, load_samples
-from mmedge.quantize.float_prefix import TOLERANCE, candidates, prefix_nodes
+from mmedge.quantize.float_prefix import TOLERANCE, candidates, layer_macs, prefix_nodes
 from mmedge.quantize.int8 import CPU_SCHEMES, quantize_int8
 from mmedge.quantize.weight_rounding import weighted_layers
 
@@ -56,3 +56,22 @@ def test_cpu_flavour_records_its_choice_and_keeps_those_layers_float(tiny_bundle
         assert (conv.input[1] in floats) == (i < prefix["layers"]), conv.name
     trt = quantize_int8(src, tmp_path / "image.int8-trt.onnx", feeds.reader("image"), target="tensorrt")
     assert trt["float_prefix"] is None
+
+
+def test_layer_macs_come_from_the_cost_model():
+    w1 = numpy_helper.from_array(np.ones((4, 2, 3, 3), dtype=np.float32), "w1")
+    w2 = numpy_helper.from_array(np.ones((6, 4), dtype=np.float32), "w2")
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="c1", pads=[1, 1, 1, 1]),
+             helper.make_node("Flatten", ["a"], ["f"], name="fl"),
+             helper.make_node("Slice", ["f", "s0", "s1", "ax"], ["g"], name="sl"),
+             helper.make_node("MatMul", ["g", "w2"], ["y"], name="m1")]
+    consts = [numpy_helper.from_array(np.array(v, dtype=np.int64), n) for n, v in
+              (("s0", [0]), ("s1", [6]), ("ax", [1]))]
+    io = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 5, 5]),
+          helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])]
+    model = helper.make_model(helper.make_graph(nodes, "g", io[:1], io[1:], [w1, w2, *consts]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    layers = weighted_layers(model, None, [])
+    feed = {"x": np.zeros((3, 2, 5, 5), dtype=np.float32)}
+    # Conv: out [3,4,5,5] x 2*3*3 per output; MatMul: out [3,4] x K=6
+    assert layer_macs(model, layers, feed) == [3 * 4 * 5 * 5 * 18, 3 * 4 * 6]

@@ -94,13 +94,13 @@ def test_encoders_run_only_on_rows_that_carry_their_modality(pipe: Pipeline, mon
     full = [Sample(None, "a prime", x.image, x.audio, x.sample_rate) for x in d]
     mixed = [full[0], Sample(label=None, image=full[1].image), full[2]]  # row 1 has no text, no audio
     seen: dict[str, int] = {}
-    encode_one = pipe._encode_one
+    encode = pipe.executor.encode
 
-    def spy(modality: str, feed: dict[str, np.ndarray]):
-        seen[modality] = len(next(iter(feed.values())))
-        return encode_one(modality, feed)
+    def spy(feeds: dict[str, dict[str, np.ndarray]], concurrent: bool):
+        seen.update({m: len(next(iter(f.values()))) for m, f in feeds.items()})
+        return encode(feeds, concurrent)
 
-    monkeypatch.setattr(pipe, "_encode_one", spy)
+    monkeypatch.setattr(pipe.executor, "encode", spy)
     embeddings = pipe.encode(pipe.preprocess(mixed), concurrent=False)
     assert seen == {"text": 2, "image": 3, "audio": 2}
     assert not embeddings["audio"][1].any() and not embeddings["text"][1].any()

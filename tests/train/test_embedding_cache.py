@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 from ft_helpers import make_model, same, snapshot, synthetic_split
 
-from mmedge.models.encoders import ENCODERS, ImageCNNEncoder
+from mmedge.models.encoders import ENCODERS, ImageCNNEncoder, register_encoder
 from mmedge.models.presets import preset_config
+from mmedge.specs import ImageSpec, Preprocessing
 from mmedge.train.cache import CACHE_ENV, EmbeddingStore, default_cache_dir
 from mmedge.train.loop import split_features
 from mmedge.train.run import train_run
@@ -20,7 +22,7 @@ def test_hit_then_invalidation(tmp_path: Path) -> None:
     """Second call hits; changed inputs, BatchNorm statistics or preprocessing spec miss."""
     model = make_model({"image"})
     data = synthetic_split(12, 0, "d")
-    spec = {"image": {"size": 32}}
+    spec = Preprocessing(image=ImageSpec(32, 1, [0.5], [0.5]))
     store = EmbeddingStore(tmp_path, spec)
     first = split_features(model, data, {"image"}, store=store)["image"]
     again = split_features(model, data, {"image"}, store=store)["image"]
@@ -35,7 +37,8 @@ def test_hit_then_invalidation(tmp_path: Path) -> None:
     bn.running_mean += 0.5  # weights (buffers) changed
     split_features(model, data, {"image"}, store=store)
     assert store.misses == 3
-    EmbeddingStore(tmp_path, {"image": {"size": 64}}).features(model, "image", data, lambda: first)
+    wider = Preprocessing(image=ImageSpec(64, 1, [0.5], [0.5]))
+    EmbeddingStore(tmp_path, wider).features(model, "image", data, lambda: first)
     assert store.misses == 3 and len(list(tmp_path.glob("*.npz"))) == 4
 
 
@@ -66,9 +69,17 @@ def _pretrained_cnn(cfg: object, vocab: int) -> ImageCNNEncoder:
     return enc
 
 
-def test_second_frozen_run_skips_encoding(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.fixture
+def pretrained_test_cnn() -> Iterator[None]:
+    """Register a stand-in 'pretrained' image encoder for one test."""
+    register_encoder("image", "pretrained_test_cnn", _pretrained_cnn)
+    yield
+    ENCODERS.unregister("image/pretrained_test_cnn")
+
+
+@pytest.mark.usefixtures("pretrained_test_cnn")
+def test_second_frozen_run_skips_encoding(tmp_path: Path) -> None:
     """train_run twice in frozen mode: the second run reads every frozen split from the cache."""
-    monkeypatch.setitem(ENCODERS, ("image", "pretrained_test_cnn"), _pretrained_cnn)
     cfg = preset_config("tiny")
     cfg.model.modalities = ["text", "image"]
     cfg.model.image.encoder = "pretrained_test_cnn"
@@ -81,11 +92,11 @@ def test_second_frozen_run_skips_encoding(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert first.metrics["phases"] == ["frozen"]
 
 
-def test_frozen_model_state_after_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("pretrained_test_cnn")
+def test_frozen_model_state_after_run(tmp_path: Path) -> None:
     """The frozen encoder saved by a run equals a freshly built one with the same seed."""
     from mmedge.train.checkpoint import load_run
 
-    monkeypatch.setitem(ENCODERS, ("image", "pretrained_test_cnn"), _pretrained_cnn)
     cfg = preset_config("tiny")
     cfg.model.modalities = ["image"]
     cfg.model.image.encoder = "pretrained_test_cnn"

@@ -15,14 +15,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """Name, compute capability and CUDA versions of one GPU."""
+    """Name, compute capability, size and CUDA versions of one GPU."""
 
     index: int
     name: str
     major: int
     minor: int
-    runtime_version: str  # "12.6"
+    runtime_version: str  # "12.6" (the CUDA runtime of the Python binding, not TensorRT's)
     driver_version: str  # "12.8" (the newest CUDA the driver supports)
+    sm_count: int = 0  # streaming multiprocessors (Orin modules share name and 8.7, not this)
+    total_memory: int = 0  # bytes of device memory (on Jetson: the shared system memory)
 
     @property
     def compute_capability(self) -> str:
@@ -41,7 +43,11 @@ class CudaApi(Protocol):
         ...
 
     def device_info(self, device: int = 0) -> DeviceInfo:
-        """Name, compute capability and versions of `device`."""
+        """Name, compute capability, size and versions of `device`."""
+        ...
+
+    def set_device(self, device: int) -> None:
+        """Make `device` the one later calls (allocations, streams, events) use."""
         ...
 
     def malloc(self, nbytes: int) -> int:

@@ -3,7 +3,10 @@
 cuda-python returns `(cudaError_t, *results)` from every call instead of raising; `_check`
 turns anything but cudaSuccess into a BackendError naming the call and the CUDA error.
 The runtime API uses the device's primary context, the same one TensorRT uses, created on
-the first call that needs it (never at import).
+the first call that needs it (never at import). `set_device` picks the device for every thread
+that calls in (cudaSetDevice is per thread, so each thread applies it before its first call).
+Handles of cuda-python objects become ints through `cuda.bindings.utils.get_cuda_native_handle`
+(cuda-python >= 12.9.1; `int(obj)` is deprecated there), with `int()` only for older releases.
 """
 
 from __future__ import annotations
@@ -29,6 +32,23 @@ def _runtime() -> Any:
     return cudart
 
 
+def _native_handle_getter() -> Any:
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:  # cuda-python < 12.9.1: int(obj) is the documented way there
+        return None
+    return get_cuda_native_handle
+
+
+def native_handle(obj: Any, getter: Any = None) -> int:
+    """The address a cuda-python object (stream, event, graph) wraps, as a plain int."""
+    if isinstance(obj, int):
+        return obj  # pointers (cudaMalloc, cudaMallocHost) already come back as ints
+    if getter is not None:
+        return int(getter(obj))
+    return int(obj)
+
+
 def _error_name(cudart: Any, err: Any) -> str:
     try:
         status, raw = cudart.cudaGetErrorName(err)
@@ -46,8 +66,20 @@ class CudaPythonApi:
 
     def __init__(self) -> None:
         self._rt = _runtime()
+        self._handle = _native_handle_getter()
         self._pinned: dict[int, int] = {}  # host pointer -> bytes
         self._lock = threading.Lock()
+        self._device: int | None = None  # None: CUDA's default (device 0) until set_device
+        self._local = threading.local()
+
+    def _int(self, obj: Any) -> int:
+        return native_handle(obj, self._handle)
+
+    def _on_device(self) -> None:
+        """Apply `set_device` to the calling thread once (cudaSetDevice is per thread)."""
+        if self._device is not None and getattr(self._local, "device", None) != self._device:
+            self._check(self._rt.cudaSetDevice(self._device), "cudaSetDevice")
+            self._local.device = self._device
 
     # ---- error handling -------------------------------------------------------------------
     def _check(self, result: Any, call: str) -> Any:
@@ -74,8 +106,14 @@ class CudaPythonApi:
         """Number of visible CUDA devices (raises BackendError when CUDA is unusable)."""
         return int(self._check(self._rt.cudaGetDeviceCount(), "cudaGetDeviceCount"))
 
+    def set_device(self, device: int) -> None:
+        """Make `device` the one later calls use, on this thread now and on others at their next call."""
+        self._check(self._rt.cudaSetDevice(device), "cudaSetDevice")
+        self._device = device
+        self._local.device = device
+
     def device_info(self, device: int = 0) -> DeviceInfo:
-        """Name, compute capability and versions of `device`."""
+        """Name, compute capability, size and versions of `device`."""
         prop = self._check(self._rt.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
         raw_name = prop.name
         name = raw_name.split(b"\0", 1)[0].decode() if isinstance(raw_name, bytes) else str(raw_name)
@@ -88,12 +126,15 @@ class CudaPythonApi:
             minor=int(prop.minor),
             runtime_version=version_string(runtime),
             driver_version=version_string(driver),
+            sm_count=int(prop.multiProcessorCount),
+            total_memory=int(prop.totalGlobalMem),
         )
 
     # ---- memory ---------------------------------------------------------------------------
     def malloc(self, nbytes: int) -> int:
         """Allocate device memory; return the device pointer."""
-        return int(self._check(self._rt.cudaMalloc(max(nbytes, 1)), "cudaMalloc"))
+        self._on_device()
+        return self._int(self._check(self._rt.cudaMalloc(max(nbytes, 1)), "cudaMalloc"))
 
     def free(self, ptr: int) -> None:
         """Free device memory from `malloc`."""
@@ -102,7 +143,8 @@ class CudaPythonApi:
     def host_alloc(self, nbytes: int) -> np.ndarray:
         """Allocate pinned (page-locked) host memory as a flat uint8 numpy array."""
         size = max(nbytes, 1)
-        ptr = int(self._check(self._rt.cudaMallocHost(size), "cudaMallocHost"))
+        self._on_device()
+        ptr = self._int(self._check(self._rt.cudaMallocHost(size), "cudaMallocHost"))
         with self._lock:
             self._pinned[ptr] = size
         array: np.ndarray = np.ctypeslib.as_array((ctypes.c_ubyte * size).from_address(ptr))
@@ -118,6 +160,7 @@ class CudaPythonApi:
 
     def memcpy_htod_async(self, dst: int, src: np.ndarray, nbytes: int, stream: int) -> None:
         """Copy the first `nbytes` of pinned `src` to device `dst` on `stream`."""
+        self._on_device()
         kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
         self._check(
             self._rt.cudaMemcpyAsync(dst, int(src.ctypes.data), nbytes, kind, stream),
@@ -126,6 +169,7 @@ class CudaPythonApi:
 
     def memcpy_dtoh_async(self, dst: np.ndarray, src: int, nbytes: int, stream: int) -> None:
         """Copy `nbytes` from device `src` into pinned `dst` on `stream`."""
+        self._on_device()
         kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self._check(
             self._rt.cudaMemcpyAsync(int(dst.ctypes.data), src, nbytes, kind, stream),
@@ -134,6 +178,7 @@ class CudaPythonApi:
 
     def memcpy_dtod_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
         """Copy `nbytes` between device buffers on `stream`."""
+        self._on_device()
         kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
         self._check(
             self._rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream), "cudaMemcpyAsync(DeviceToDevice)"
@@ -142,10 +187,11 @@ class CudaPythonApi:
     # ---- streams and events ---------------------------------------------------------------
     def stream_create(self) -> int:
         """Create a non-blocking stream; return its cudaStream_t value."""
+        self._on_device()
         stream = self._check(
             self._rt.cudaStreamCreateWithFlags(self._rt.cudaStreamNonBlocking), "cudaStreamCreateWithFlags"
         )
-        return int(stream)
+        return self._int(stream)
 
     def stream_synchronize(self, stream: int) -> None:
         """Block until all work on `stream` is done."""
@@ -161,7 +207,8 @@ class CudaPythonApi:
 
     def event_create(self) -> int:
         """Create a timing event."""
-        return int(self._check(self._rt.cudaEventCreate(), "cudaEventCreate"))
+        self._on_device()
+        return self._int(self._check(self._rt.cudaEventCreate(), "cudaEventCreate"))
 
     def event_record(self, event: int, stream: int) -> None:
         """Record `event` on `stream`."""
@@ -178,6 +225,7 @@ class CudaPythonApi:
     # ---- CUDA graphs ----------------------------------------------------------------------
     def graph_begin_capture(self, stream: int) -> None:
         """Start capturing the work enqueued on `stream` into a CUDA graph."""
+        self._on_device()
         mode = self._rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._check(self._rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
 
@@ -188,10 +236,11 @@ class CudaPythonApi:
             graph_exec = self._check(self._rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
         finally:
             self._check(self._rt.cudaGraphDestroy(graph), "cudaGraphDestroy")
-        return int(graph_exec)
+        return self._int(graph_exec)
 
     def graph_launch(self, graph: int, stream: int) -> None:
         """Launch an instantiated graph on `stream`."""
+        self._on_device()
         self._check(self._rt.cudaGraphLaunch(graph, stream), "cudaGraphLaunch")
 
     def graph_destroy(self, graph: int) -> None:

@@ -1,15 +1,20 @@
 """CudaApi over pycuda, with explicit context management (never `pycuda.autoinit`).
 
-The device's *primary* context is retained (the one TensorRT and the CUDA runtime use) and
-pushed on each thread that calls in; `close()` pops and releases it. pycuda works with
-objects, so this class keeps them in tables keyed by the int handles the CudaApi protocol
-uses (streams by their real cudaStream_t value, which TensorRT needs).
+The chosen device's *primary* context is retained (the one TensorRT and the CUDA runtime use)
+and pushed around each call, then popped: no thread is ever left with a pushed context (pycuda
+aborts the process when a thread exits with a non-empty context stack). Streams are created
+non-blocking (CU_STREAM_NON_BLOCKING, as `Stream(flags=...)` takes it). No released pycuda
+has CUDA-graph capture, so the graph calls raise a BackendError pointing at cuda-python.
+pycuda works with objects, so this class keeps them in tables keyed by the int handles the
+CudaApi protocol uses (streams by their real cudaStream_t value, which TensorRT needs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,6 +23,12 @@ from mmedge.errors import BackendError, MissingDependencyError
 from mmedge.runtime.cuda.contract import DeviceInfo
 
 log = logging.getLogger(__name__)
+
+CU_STREAM_NON_BLOCKING = 1  # cuda.h CUstream_flags; pycuda has no named constant for it
+NO_GRAPHS = (
+    "pycuda has no CUDA-graph capture (no released pycuda exposes stream capture); "
+    "use the cuda-python CUDA API for cuda_graph: pip install cuda-python and set MMEDGE_CUDA_API=cuda-python"
+)
 
 
 def _driver() -> Any:
@@ -36,38 +47,49 @@ class PyCudaApi:
     def __init__(self, device: int = 0) -> None:
         self._drv = _driver()
         self._device_index = device
-        self._ctx: Any = None
-        self._local = threading.local()
+        self._contexts: dict[int, Any] = {}  # device -> its retained primary context
         self._lock = threading.Lock()
         self._device_mem: dict[int, Any] = {}
         self._pinned: dict[int, Any] = {}  # host pointer -> pycuda's pagelocked allocation
         self._streams: dict[int, Any] = {}
         self._events: dict[int, Any] = {}
-        self._graphs: dict[int, Any] = {}
 
     # ---- context handling -----------------------------------------------------------------
     def _call(self, what: str, func: Any, *args: Any) -> Any:
-        """Run a pycuda call with the primary context current; map pycuda errors to BackendError."""
+        """Run a pycuda call with the primary context pushed, then popped; pycuda errors → BackendError."""
         try:
-            self._ensure_context()
-            return func(*args)
+            with self._current():
+                return func(*args)
         except self._drv.Error as exc:
             raise BackendError(f"CUDA call {what} failed (pycuda): {exc}") from exc
 
-    def _ensure_context(self) -> None:
+    def _primary_context(self) -> Any:
         with self._lock:
-            if self._ctx is None:
+            ctx = self._contexts.get(self._device_index)
+            if ctx is None:
                 self._drv.init()
-                self._ctx = self._drv.Device(self._device_index).retain_primary_context()
-        if not getattr(self._local, "pushed", False):
-            self._ctx.push()
-            self._local.pushed = True
+                ctx = self._drv.Device(self._device_index).retain_primary_context()
+                self._contexts[self._device_index] = ctx
+            return ctx
+
+    @contextlib.contextmanager
+    def _current(self) -> Iterator[None]:
+        """The device's primary context current for one call: pushed on entry, popped on exit."""
+        self._primary_context().push()
+        try:
+            yield
+        finally:
+            self._drv.Context.pop()
 
     def close(self) -> None:
-        """Pop the primary context from this thread (other threads keep theirs until they exit)."""
-        if self._ctx is not None and getattr(self._local, "pushed", False):
-            self._drv.Context.pop()
-            self._local.pushed = False
+        """Nothing to pop: no context stays pushed between calls (kept for API compatibility)."""
+
+    def set_device(self, device: int) -> None:
+        """Make `device` the one later calls use (its primary context, retained on first use)."""
+        count = self.device_count()
+        if not 0 <= device < count:
+            raise BackendError(f"CUDA device {device} requested but {count} device(s) are visible")
+        self._device_index = device
 
     # ---- device ---------------------------------------------------------------------------
     def device_count(self) -> int:
@@ -79,11 +101,12 @@ class PyCudaApi:
             raise BackendError(f"CUDA is not usable through pycuda: {exc}") from exc
 
     def device_info(self, device: int = 0) -> DeviceInfo:
-        """Name, compute capability and versions of `device`."""
+        """Name, compute capability, size and versions of `device`."""
         dev = self._call("Device", self._drv.Device, device)
         major, minor = dev.compute_capability()
         built = self._drv.get_version()  # the CUDA pycuda was compiled against: (major, minor, rev)
         driver = int(self._drv.get_driver_version())
+        sm_attribute = self._drv.device_attribute.MULTIPROCESSOR_COUNT
         return DeviceInfo(
             index=device,
             name=str(dev.name()).strip(),
@@ -91,6 +114,8 @@ class PyCudaApi:
             minor=int(minor),
             runtime_version=f"{built[0]}.{built[1]}",
             driver_version=f"{driver // 1000}.{(driver % 1000) // 10}",
+            sm_count=int(self._call("Device.get_attribute", dev.get_attribute, sm_attribute)),
+            total_memory=int(self._call("Device.total_memory", dev.total_memory)),
         )
 
     # ---- memory ---------------------------------------------------------------------------
@@ -138,8 +163,7 @@ class PyCudaApi:
     # ---- streams and events ---------------------------------------------------------------
     def stream_create(self) -> int:
         """Create a non-blocking stream; return its cudaStream_t value."""
-        flags = getattr(getattr(self._drv, "stream_flags", None), "NON_BLOCKING", 0)
-        stream = self._call("Stream", self._drv.Stream, flags)
+        stream = self._call("Stream", self._drv.Stream, CU_STREAM_NON_BLOCKING)
         handle = int(stream.handle)
         self._streams[handle] = stream
         return handle
@@ -174,31 +198,18 @@ class PyCudaApi:
         """Destroy an event from `event_create` (pycuda frees it with the object)."""
         self._events.pop(event, None)
 
-    # ---- CUDA graphs (pycuda >= 2022.2) ---------------------------------------------------
-    def _require_graphs(self, stream: Any) -> None:
-        if not hasattr(stream, "begin_capture"):
-            raise BackendError(
-                "CUDA-graph capture needs pycuda >= 2022.2 (Stream.begin_capture); upgrade pycuda "
-                "or use the cuda-python API (pip install cuda-python)"
-            )
-
+    # ---- CUDA graphs: not in pycuda --------------------------------------------------------
     def graph_begin_capture(self, stream: int) -> None:
-        """Start capturing the work enqueued on `stream` into a CUDA graph."""
-        obj = self._streams[stream]
-        self._require_graphs(obj)
-        self._call("Stream.begin_capture", obj.begin_capture)
+        """Not available: pycuda has no stream capture (BackendError naming cuda-python)."""
+        raise BackendError(NO_GRAPHS)
 
     def graph_end_capture(self, stream: int) -> int:
-        """Stop capturing; instantiate the graph and return its executable handle."""
-        graph = self._call("Stream.end_capture", self._streams[stream].end_capture)
-        instance = self._call("Graph.instantiate", graph.instantiate)
-        self._graphs[id(instance)] = instance
-        return id(instance)
+        """Not available: pycuda has no stream capture (BackendError naming cuda-python)."""
+        raise BackendError(NO_GRAPHS)
 
     def graph_launch(self, graph: int, stream: int) -> None:
-        """Launch an instantiated graph on `stream`."""
-        self._call("GraphExec.launch", self._graphs[graph].launch, self._streams[stream])
+        """Not available: pycuda has no CUDA graphs (BackendError naming cuda-python)."""
+        raise BackendError(NO_GRAPHS)
 
     def graph_destroy(self, graph: int) -> None:
-        """Destroy an instantiated graph (pycuda frees it with the object)."""
-        self._graphs.pop(graph, None)
+        """Nothing to destroy: pycuda never creates a graph here."""

@@ -28,6 +28,7 @@ _MODULE = {"cuda-python": "cuda.bindings.runtime", "pycuda": "pycuda.driver"}
 
 _lock = threading.Lock()
 _active: CudaApi | None = None
+_active_device: int | None = None
 
 
 def _available(name: str) -> bool:
@@ -66,12 +67,14 @@ def _resolve_name(name: str | None) -> str:
 
 
 def get_cuda_api(name: str | None = None, device: int = 0) -> CudaApi:
-    """The process's CUDA API: `name`, else $MMEDGE_CUDA_API, else cuda-python, else pycuda.
+    """The process's CUDA API (`name`, else $MMEDGE_CUDA_API, else cuda-python, else pycuda) on `device`.
 
-    Raises BackendError for an unknown name, a name that differs from the API already in use,
-    or when CUDA is not usable (no GPU / driver); MissingDependencyError when not installed.
+    The first call picks the API and applies `set_device(device)`; later calls must ask for the
+    same API and device. Raises BackendError for an unknown name, another API or device than
+    the one in use, a device that is not visible, or when CUDA is not usable (no GPU / driver);
+    MissingDependencyError when not installed.
     """
-    global _active
+    global _active, _active_device
     with _lock:
         chosen = _resolve_name(name) if name is not None or _active is None else _active.name
         if _active is not None:
@@ -81,13 +84,21 @@ def get_cuda_api(name: str | None = None, device: int = 0) -> CudaApi:
                     "in this process; mixing them is not supported: pass the same choice "
                     f"everywhere (or set {ENV_VAR})"
                 )
+            if device != _active_device:
+                raise BackendError(
+                    f"CUDA device {device} was requested but device {_active_device} is already in use in "
+                    "this process; use one device per process (run one process per GPU, or set "
+                    "CUDA_VISIBLE_DEVICES)"
+                )
             return _active
         api = _construct(chosen)
         count = api.device_count()
-        if device >= count:
-            raise BackendError(f"CUDA device {device} requested but {count} device(s) are visible")
-        log.info("CUDA API: %s (%d device(s))", chosen, count)
-        _active = api
+        if not 0 <= device < count:
+            choice = f": pick one of 0..{count - 1}" if count else ": check the driver and CUDA_VISIBLE_DEVICES"
+            raise BackendError(f"CUDA device {device} requested but {count} device(s) are visible{choice}")
+        api.set_device(device)
+        log.info("CUDA API: %s, device %d of %d", chosen, device, count)
+        _active, _active_device = api, device
         return api
 
 
@@ -105,6 +116,6 @@ def probe_cuda(name: str | None = None) -> tuple[bool, str]:
 
 def reset_cuda_api() -> None:
     """Forget the process's CUDA API choice (for tests; do not call with live runners)."""
-    global _active
+    global _active, _active_device
     with _lock:
-        _active = None
+        _active, _active_device = None, None

@@ -78,6 +78,26 @@ def test_apis_are_never_mixed(monkeypatch: pytest.MonkeyPatch) -> None:
         get_cuda_api("cuda-python")
 
 
+def test_the_requested_device_is_applied_and_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCuda(count=2)
+    monkeypatch.setattr(cuda_mod, "_construct", lambda name: fake)
+    monkeypatch.setattr(cuda_mod, "_available", lambda name: True)
+    assert get_cuda_api("cuda-python", device=1) is fake
+    assert fake.devices_set == [1]
+    assert get_cuda_api(device=1) is fake
+    with pytest.raises(BackendError, match="CUDA device 0 was requested but device 1 is already in use"):
+        get_cuda_api()
+
+
+def test_a_device_that_is_not_visible_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCuda(count=1)
+    monkeypatch.setattr(cuda_mod, "_construct", lambda name: fake)
+    monkeypatch.setattr(cuda_mod, "_available", lambda name: True)
+    with pytest.raises(BackendError, match=r"CUDA device 3 requested but 1 device\(s\) are visible"):
+        get_cuda_api("pycuda", device=3)
+    assert fake.devices_set == []
+
+
 def test_version_string() -> None:
     assert version_string(12060) == "12.6" and version_string(13000) == "13.0"
 
@@ -88,7 +108,9 @@ class FakeCuda:
 
     name = "fake"
 
-    def __init__(self) -> None:
+    def __init__(self, count: int = 1) -> None:
+        self.count = count
+        self.devices_set: list[int] = []
         self.memory: dict[int, np.ndarray] = {}
         self.clock = 0.0
         self.events: dict[int, float] = {}
@@ -100,7 +122,10 @@ class FakeCuda:
         return self._next
 
     def device_count(self) -> int:
-        return 1
+        return self.count
+
+    def set_device(self, device: int) -> None:
+        self.devices_set.append(device)
 
     def malloc(self, nbytes: int) -> int:
         ptr = self._handle()
@@ -137,6 +162,9 @@ class FakeRunner:
 
     def open(self) -> None:
         self.opened += 1
+
+    def activate(self) -> None:
+        self.open()
 
     def enqueue(self, feed: Mapping[str, np.ndarray | DeviceTensor], fetch: bool = True) -> None:
         values = []

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from mmedge.errors import BackendError, MissingDependencyError
-from mmedge.runtime.runner import check_feed
+from mmedge.runtime.runner import Runner
 from mmedge.specs import TensorSpec
-
-if TYPE_CHECKING:
-    from mmedge.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
@@ -31,46 +29,36 @@ def session_options(threads: int | None) -> Any:
     return opts
 
 
-class OrtRunner:
-    """One InferenceSession for one ONNX file."""
+class OrtRunner(Runner):
+    """One InferenceSession for one ONNX file; created on activate()."""
 
     def __init__(self, path: str | Path, inputs: list[TensorSpec], outputs: list[TensorSpec],
                  threads: int | None = None, providers: list[str] | None = None) -> None:
+        super().__init__(f"onnxruntime:{Path(path).name}", inputs, outputs)
+        self.path = Path(path)
+        self.threads = threads
+        self.providers = providers or ["CPUExecutionProvider"]
+        self.session: Any = None
+        self._output_names = [o.name for o in outputs]
+
+    def _activate(self) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise MissingDependencyError("onnxruntime", "the onnxruntime backend") from exc
-        self.path = Path(path)
-        self.inputs, self.outputs = inputs, outputs
-        self.providers = providers or ["CPUExecutionProvider"]
         missing = [p for p in self.providers if p not in ort.get_available_providers()]
         if missing:
             raise BackendError(f"ONNX Runtime provider(s) {missing} not available here "
                                f"(available: {ort.get_available_providers()})")
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=session_options(threads),
+            self.session = ort.InferenceSession(str(self.path), sess_options=session_options(self.threads),
                                                 providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BackendError(f"ONNX Runtime cannot load {self.path}: {exc}") from exc
-        self._output_names = [o.name for o in outputs]
 
-    def __enter__(self) -> OrtRunner:
-        return self
+    def _deactivate(self) -> None:
+        self.session = None
 
-    def __exit__(self, *exc: object) -> None:
-        self.session = None  # type: ignore[assignment]
-
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the session on a validated feed."""
-        check_feed(self.inputs, feed, self.path.name)
-        values = self.session.run(self._output_names, feed)
+    def _infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        values = self.session.run(self._output_names, dict(feed))
         return dict(zip(self._output_names, values, strict=True))
-
-
-def make_runner(bundle: Bundle, component: str, precision: str, threads: int | None = None,
-                **options: Any) -> OrtRunner:
-    """Runner of `component` at `precision` from a bundle."""
-    if options:
-        raise BackendError(f"onnxruntime backend: unknown option(s) {sorted(options)}")
-    comp = bundle.components[component]
-    return OrtRunner(bundle.artifact_path(component, precision), comp.inputs, comp.outputs, threads)

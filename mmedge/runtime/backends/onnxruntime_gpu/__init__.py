@@ -1,1 +1,1 @@
-"""mmedge/runtime/backends/onnxruntime_gpu."""
+"""The "onnxruntime-cuda" and "onnxruntime-trt" backends: ONNX Runtime's GPU providers (loader.py, runner.py)."""

@@ -2,36 +2,51 @@
 (TensorrtExecutionProvider) backends.
 
 Never a silent CPU fallback (fixed decision 7): the provider must be in
-`onnxruntime.get_available_providers()`, the session is created with that provider only, and
-`session.disable_cpu_ep_fallback` makes session creation fail if any node would land on the
-CPU; the session's providers are checked afterwards. Inputs are bound from host numpy arrays
+`onnxruntime.get_available_providers()`. The session is created with [provider,
+CPUExecutionProvider], because ONNX Runtime deliberately places shape sub-graphs (Shape →
+Gather → Concat …, whose outputs are small int64 tensors) on the CPU and a GPU-only session
+rejects any dynamic-axis encoder. Where every node landed is read from ONNX Runtime's own
+profile of one probe run at activation (`enable_profiling`: one event per node with its
+`provider`, `op_name` and `output_type_shape`), logged, and `placement_check` raises a
+BackendError when any compute node ran on the CPU. Inputs are bound from host numpy arrays
 and outputs bound to the CUDA device through I/O binding, then copied back.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from mmedge.errors import BackendError, MissingDependencyError
-from mmedge.runtime.runner import check_feed
+from mmedge.runtime.runner import Runner
 from mmedge.specs import TensorSpec
-
-if TYPE_CHECKING:
-    from mmedge.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
 CUDA_EP = "CUDAExecutionProvider"
 TRT_EP = "TensorrtExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+# Ops ONNX Runtime computes shapes with; allowed on the CPU only when their outputs are small integer tensors.
+SHAPE_OPS = frozenset({
+    "Shape", "Size", "Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Cast", "Reshape", "Identity",
+    "Range", "ConstantOfShape", "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Min", "Max", "Floor",
+    "Ceil", "Equal", "Less", "Greater", "Not", "And", "Or", "Where", "ReduceProd", "ReduceSum", "ReduceMin",
+    "ReduceMax",
+})
+SHAPE_DTYPES = frozenset({"int64", "int32", "bool"})
+MAX_SHAPE_ELEMENTS = 64  # a shape tensor holds one value per dimension (or a few of them)
 INSTALL_HINT = (
     "install the GPU build of ONNX Runtime: pip uninstall -y onnxruntime && pip install onnxruntime-gpu "
     "(on Jetson: the onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab / Jetson Zoo index)"
 )
-RUNNER_OPTIONS = ("device_id", "threads", "provider_options")
 
 
 def _ort() -> Any:
@@ -54,16 +69,102 @@ def require_provider(provider: str) -> None:
         )
 
 
-def gpu_session_options(threads: int | None = None) -> Any:
-    """SessionOptions that refuse to place any node on the CPU EP."""
+def gpu_session_options(threads: int | None = None, profile_prefix: Path | None = None) -> Any:
+    """SessionOptions for a GPU session; with `profile_prefix`, profiling on (to read node placements)."""
     ort = _ort()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     return opts
+
+
+@dataclass(frozen=True)
+class NodePlacement:
+    """One node as ONNX Runtime ran it: name, op type, execution provider, output dtypes and shapes."""
+
+    name: str
+    op: str
+    provider: str
+    outputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def is_shape_computation(self) -> bool:
+        """A shape op whose every output is a small integer tensor (what ORT puts on the CPU on purpose)."""
+        if self.op not in SHAPE_OPS or not self.outputs:
+            return False
+        return all(dtype in SHAPE_DTYPES and _elements(shape) <= MAX_SHAPE_ELEMENTS for dtype, shape in self.outputs)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.op}) on {self.provider}"
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    count = 1
+    for dim in shape:
+        count *= max(int(dim), 0)
+    return count
+
+
+def node_placements(events: Iterable[dict[str, Any]]) -> list[NodePlacement]:
+    """The nodes of an ONNX Runtime profile (its "Node" events), one entry per node, in run order."""
+    seen: dict[str, NodePlacement] = {}
+    for event in events:
+        args = event.get("args") or {}
+        if event.get("cat") != "Node" or "provider" not in args:
+            continue
+        name = str(event.get("name", "")).removesuffix("_kernel_time")
+        outputs = tuple(
+            (str(dtype), tuple(int(d) for d in shape))
+            for item in args.get("output_type_shape", [])
+            for dtype, shape in item.items()
+        )
+        seen.setdefault(name, NodePlacement(name, str(args.get("op_name", "?")), str(args["provider"]), outputs))
+    return list(seen.values())
+
+
+def placement_check(placements: list[NodePlacement], provider: str, model: str) -> None:
+    """Log where the nodes of `model` ran; BackendError naming every compute node that ran off the GPU."""
+    by_provider: dict[str, list[NodePlacement]] = {}
+    for node in placements:
+        by_provider.setdefault(node.provider, []).append(node)
+    log.info("%s node placement: %s", model, ", ".join(f"{len(v)} on {k}" for k, v in sorted(by_provider.items())))
+    for node in placements:
+        log.debug("%s: %s", model, node)
+    if not placements:
+        raise BackendError(f"ONNX Runtime reported no node placement for {model}; cannot show it runs on {provider}")
+    off_gpu = [n for n in placements if n.provider not in (provider, CUDA_EP) and not n.is_shape_computation]
+    if off_gpu:
+        more = f"; … {len(off_gpu) - 8} more" if len(off_gpu) > 8 else ""
+        raise BackendError(
+            f"ONNX Runtime placed {len(off_gpu)} compute node(s) of {model} off {provider}: "
+            f"{'; '.join(str(n) for n in off_gpu[:8])}{more}; no CPU fallback is allowed: use the tensorrt "
+            "or the other GPU backend, or the onnxruntime (CPU) backend explicitly"
+        )
+
+
+def probe_feed(inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
+    """Ones at each input's opt shape (a named axis: its opt range value, else 1), for the placement probe."""
+    feed: dict[str, np.ndarray] = {}
+    for spec in inputs:
+        shape = tuple(d if isinstance(d, int) else spec.ranges.get(d, (1, 1, 1))[1] for d in spec.shape)
+        feed[spec.name] = np.ones(shape, dtype=np.dtype(spec.dtype))
+    return feed
+
+
+def profile_placements(session: Any, feed: dict[str, np.ndarray]) -> list[NodePlacement]:
+    """Run `session` (created with profiling on) once and read where each node ran; profiling then stops."""
+    session.run(None, feed)
+    profile = Path(session.end_profiling())
+    try:
+        events = json.loads(profile.read_text())
+    finally:
+        profile.unlink(missing_ok=True)
+    return node_placements(events if isinstance(events, list) else events.get("traceEvents", []))
 
 
 def trt_provider_options(precision: str, cache_dir: Path, device_id: int = 0) -> dict[str, Any]:
@@ -82,7 +183,7 @@ def trt_provider_options(precision: str, cache_dir: Path, device_id: int = 0) ->
     }
 
 
-class OrtGpuRunner:
+class OrtGpuRunner(Runner):
     """One InferenceSession on one GPU execution provider, fed through I/O binding."""
 
     def __init__(
@@ -96,53 +197,49 @@ class OrtGpuRunner:
         threads: int | None = None,
     ) -> None:
         require_provider(provider)
-        self.path, self.inputs, self.outputs = Path(path), inputs, outputs
+        super().__init__(f"{provider}:{Path(path).name}", inputs, outputs)
+        self.path = Path(path)
         self.provider, self.device_id = provider, device_id
         self.provider_options = {"device_id": device_id, **(provider_options or {})}
         self._threads = threads
         self._session: Any = None
         self._output_names = [o.name for o in outputs]
 
-    def __enter__(self) -> OrtGpuRunner:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def open(self) -> None:
-        """Create the session (BackendError if any node would run on the CPU)."""
-        if self._session is not None:
-            return
+    def _activate(self) -> None:
+        """Create the session and check node placement (BackendError if a compute node ran on the CPU)."""
         ort = _ort()
+        workdir = Path(tempfile.mkdtemp(prefix="mmedge-ort-placement-"))
         try:
-            session = ort.InferenceSession(
-                str(self.path),
-                sess_options=gpu_session_options(self._threads),
-                providers=[(self.provider, self.provider_options)],
-            )
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeException types
-            raise BackendError(
-                f"ONNX Runtime cannot run {self.path.name} on {self.provider} alone ({exc}); "
-                "no CPU fallback is allowed: use the other GPU backend or the onnxruntime (CPU) "
-                "backend explicitly"
-            ) from exc
-        used = list(session.get_providers())
-        if not used or used[0] != self.provider:
-            raise BackendError(
-                f"ONNX Runtime created {self.path.name} with providers {used}, not {self.provider}"
-            )
+            try:
+                session = ort.InferenceSession(
+                    str(self.path),
+                    sess_options=gpu_session_options(self._threads, workdir / "placement"),
+                    providers=[(self.provider, self.provider_options), CPU_EP],
+                )
+            except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeException types
+                raise BackendError(
+                    f"ONNX Runtime cannot create a {self.provider} session for {self.path.name} ({exc}); "
+                    "use the other GPU backend or the onnxruntime (CPU) backend explicitly"
+                ) from exc
+            used = list(session.get_providers())
+            if not used or used[0] != self.provider:
+                raise BackendError(f"ONNX Runtime created {self.path.name} with providers {used}, not {self.provider}")
+            try:
+                placements = profile_placements(session, probe_feed(self.inputs))
+            except (OSError, ValueError) as exc:
+                raise BackendError(f"cannot read ONNX Runtime's node placement of {self.path.name}: {exc}") from exc
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        placement_check(placements, self.provider, self.path.name)
         self._session = session
         log.info("%s on %s", self.path.name, self.provider)
 
-    def close(self) -> None:
+    def _deactivate(self) -> None:
         """Drop the session."""
         self._session = None
 
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Bind host inputs and device outputs, run, copy outputs to the host."""
-        check_feed(self.inputs, feed, self.path.name)
-        self.open()
         binding = self._session.io_binding()
         for name, value in feed.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(value))
@@ -155,44 +252,3 @@ class OrtGpuRunner:
         values = binding.copy_outputs_to_cpu()
         return dict(zip(self._output_names, values, strict=True))
 
-
-def _make(
-    bundle: Bundle, component: str, precision: str, provider: str, options: dict[str, Any]
-) -> OrtGpuRunner:
-    unknown = sorted(set(options) - set(RUNNER_OPTIONS))
-    if unknown:
-        raise BackendError(
-            f"{provider} backend: unknown option(s) {unknown} (known: {', '.join(RUNNER_OPTIONS)})"
-        )
-    comp = bundle.components.get(component)
-    if comp is None:
-        raise BackendError(f"bundle {bundle.root} has no component '{component}'")
-    require_provider(provider)  # before touching the bundle folder
-    device_id = int(options.get("device_id", 0))
-    extra = dict(options.get("provider_options") or {})
-    if provider == TRT_EP:
-        from mmedge.runtime.backends.tensorrt.cache import engine_precision
-
-        precision = engine_precision(precision)  # int8 on TensorRT = the TensorRT-flavoured QDQ ONNX
-        cache = bundle.path("engines/ort_trt_cache")
-        cache.mkdir(parents=True, exist_ok=True)
-        extra = {**trt_provider_options(precision, cache, device_id), **extra}
-    return OrtGpuRunner(
-        bundle.artifact_path(component, precision),
-        comp.inputs,
-        comp.outputs,
-        provider,
-        provider_options=extra,
-        device_id=device_id,
-        threads=options.get("threads"),
-    )
-
-
-def make_cuda_runner(bundle: Bundle, component: str, precision: str, **options: Any) -> OrtGpuRunner:
-    """Backend "onnxruntime-cuda": the component on ONNX Runtime's CUDAExecutionProvider only."""
-    return _make(bundle, component, precision, CUDA_EP, options)
-
-
-def make_trt_runner(bundle: Bundle, component: str, precision: str, **options: Any) -> OrtGpuRunner:
-    """Backend "onnxruntime-trt": the component on ONNX Runtime's TensorrtExecutionProvider only."""
-    return _make(bundle, component, precision, TRT_EP, options)

@@ -36,8 +36,13 @@ from mmedge.runtime.backends.tensorrt.cache import (
     engine_stem,
     record_engine,
 )
-from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, probe_environment, require_tensorrt
-from mmedge.runtime.backends.tensorrt.profiles import component_profiles, parse_shape_overrides
+from mmedge.runtime.backends.tensorrt.env import (
+    TrtEnvironment,
+    check_build_target,
+    probe_environment,
+    require_tensorrt,
+)
+from mmedge.runtime.backends.tensorrt.profiles import check_dla_profiles, component_profiles, parse_shape_overrides
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -189,8 +194,12 @@ def build_bundle(
     inputs = [spec for n in names for spec in bundle.components[n].inputs]
     overrides = parse_shape_overrides(options.shapes, inputs)
     profiles = {n: component_profiles(bundle.components[n].inputs, overrides) for n in names}
+    if options.dla_core is not None:  # before TensorRT: DLA needs min = opt = max everywhere
+        for n in names:
+            check_dla_profiles(n, bundle.components[n].inputs, profiles[n])
     if env is None:
         env = probe_environment()
+    check_build_target(env, options.hardware_compat, options.dla_core)
     report = BuildReport(bundle=bundle.root, precision=options.precision, environment=env, skipped=skipped)
     for name in names:
         report.results.append(_build_or_reuse(bundle, name, options, profiles[name], env))
@@ -218,17 +227,9 @@ def _build_or_reuse(
         log.info("%s %s: reusing cached engine %s", component, options.precision, plan_rel)
         sidecar = EngineSidecar.read(sidecar_path)
         record_engine(bundle, sidecar, sidecar_rel)
-        return BuildResult(
-            component,
-            options.precision,
-            plan_path,
-            sidecar_path,
-            key,
-            cached=True,
-            seconds=0.0,
-            plan_bytes=sidecar.plan_bytes,
-            builder_log=bundle.path(sidecar.builder_log) if sidecar.builder_log else None,
-        )
+        old_log = bundle.path(sidecar.builder_log) if sidecar.builder_log else None
+        return BuildResult(component, options.precision, plan_path, sidecar_path, key, cached=True, seconds=0.0,
+                           plan_bytes=sidecar.plan_bytes, builder_log=old_log)
     require_tensorrt()
     start = time.perf_counter()
     payload, io = build_plan(
@@ -252,17 +253,8 @@ def _build_or_reuse(
     log.info(
         "%s %s: built %s (%d bytes) in %.1fs", component, options.precision, plan_rel, len(payload), seconds
     )
-    return BuildResult(
-        component,
-        options.precision,
-        plan_path,
-        sidecar_path,
-        key,
-        cached=False,
-        seconds=seconds,
-        plan_bytes=len(payload),
-        builder_log=bundle.path(log_rel),
-    )
+    return BuildResult(component, options.precision, plan_path, sidecar_path, key, cached=False, seconds=seconds,
+                       plan_bytes=len(payload), builder_log=bundle.path(log_rel))
 
 
 def _cache_valid(plan_path: Path, sidecar_path: Path, key: str) -> bool:

@@ -6,9 +6,11 @@ lives in `<component>.<precision>.<key12>.json` and in `bundle.json["engines"]`:
     engines[component][precision][key12] =
         {plan, sidecar, sha256, tensorrt, gpu, compute_capability, built_at}
 
-The key is the sha256 of a canonical JSON of the environment (TensorRT, GPU, compute
-capability, CUDA runtime/driver, L4T), the component, precision, optimization profiles,
-build flags (DLA core included) and the source ONNX sha256.
+The key is the sha256 of a canonical JSON of the environment (TensorRT version and CUDA
+major, GPU, compute capability, SM count, memory, board model, DLA cores, CUDA driver, L4T),
+the component, precision, optimization profiles, build flags (DLA core included) and the
+source ONNX sha256. Schema 2 added the device facts that tell Jetson modules apart; a
+schema-1 sidecar still reads, never matches a new key, and asks for a rebuild at load time.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, short_version, 
 if TYPE_CHECKING:
     from mmedge.bundle import Bundle
 
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2  # 2: + SM count, memory, board model, DLA cores, TensorRT CUDA major; - binding runtime
 ENGINE_DIR = "engines"
 HARDWARE_COMPAT = ("none", "ampere+", "same-cc")
 TRT_INT8 = "int8-trt"  # the QDQ flavour made for TensorRT (mmedge quantize --target tensorrt)
@@ -155,7 +157,7 @@ class EngineSidecar:
             build_seconds=float(data["build_seconds"]),
             builder_log=data.get("builder_log"),
             io=list(data.get("io", [])),
-            schema=int(data.get("schema", KEY_SCHEMA)),
+            schema=int(data.get("schema", 1)),  # sidecars before the field existed are schema 1
         )
 
     def write(self, path: Path) -> None:
@@ -198,13 +200,23 @@ def rebuild_command(bundle_root: Path | str, sidecar: EngineSidecar) -> str:
     return " ".join(parts)
 
 
+def _same_device(built: TrtEnvironment, env: TrtEnvironment) -> bool:
+    """Same GPU model: name, SM count, board model and DLA cores (Orin modules differ only there)."""
+    fields = ("gpu", "sm_count", "board", "dla_cores")
+    return all(getattr(built, name) == getattr(env, name) for name in fields)
+
+
 def compatibility_problem(sidecar: EngineSidecar, env: TrtEnvironment) -> str | None:
-    """Why the engine cannot run here (TensorRT version, GPU, compute capability), or None."""
+    """Why the engine cannot run here ("schema", "tensorrt" or "gpu"), or None."""
+    if sidecar.schema < KEY_SCHEMA:
+        return "schema"
     built, flags = sidecar.environment, sidecar.flags
     if flags.version_compatible:
         if version_tuple(env.tensorrt) < version_tuple(built.tensorrt):
             return "tensorrt"
     elif env.tensorrt != built.tensorrt:
+        return "tensorrt"
+    if env.tensorrt_cuda != built.tensorrt_cuda:
         return "tensorrt"
     if flags.hardware_compat == "ampere+":
         if version_tuple(env.compute_capability) < (8, 0):
@@ -212,18 +224,35 @@ def compatibility_problem(sidecar: EngineSidecar, env: TrtEnvironment) -> str | 
         return None
     if env.compute_capability != built.compute_capability:
         return "gpu"
-    if flags.hardware_compat == "none" and env.gpu != built.gpu:
+    if flags.hardware_compat == "none" and not _same_device(built, env):
         return "gpu"
     return None
 
 
+def _describe(env: TrtEnvironment, other: TrtEnvironment) -> str:
+    cuda = f" (cu{env.tensorrt_cuda})" if env.tensorrt_cuda and env.tensorrt_cuda != other.tensorrt_cuda else ""
+    device = [env.sm]
+    if env.sm_count is not None:
+        device.append(f"{env.sm_count} SMs")
+    if env.board:
+        device.append(env.board)
+    if env.dla_cores:
+        device.append(f"{env.dla_cores} DLA")
+    return f"TensorRT {short_version(env.tensorrt, other.tensorrt)}{cuda} on {env.gpu} ({', '.join(device)})"
+
+
 def mismatch_message(sidecar: EngineSidecar, env: TrtEnvironment, bundle_root: Path | str) -> str:
-    """'engine X was built for TensorRT A on G (sm_..); this is TensorRT B on H (sm_..): rebuild with: …'."""
+    """'engine X was built for TensorRT A on G (sm_.., N SMs, board); this is …: rebuild with: …'."""
+    rebuild = rebuild_command(bundle_root, sidecar)
+    if sidecar.schema < KEY_SCHEMA:
+        return (
+            f"engine {sidecar.plan} has a cache schema {sidecar.schema} sidecar (now {KEY_SCHEMA}), which lacks the "
+            f"device facts that tell GPUs apart (SM count, board, DLA cores); rebuild with: {rebuild}"
+        )
     built = sidecar.environment
     return (
-        f"engine {sidecar.plan} was built for TensorRT {short_version(built.tensorrt, env.tensorrt)} on "
-        f"{built.gpu} ({built.sm}); this is TensorRT {short_version(env.tensorrt, built.tensorrt)} on "
-        f"{env.gpu} ({env.sm}): rebuild with: {rebuild_command(bundle_root, sidecar)}"
+        f"engine {sidecar.plan} was built for {_describe(built, env)}; this is {_describe(env, built)}: "
+        f"rebuild with: {rebuild}"
     )
 
 

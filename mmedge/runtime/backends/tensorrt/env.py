@@ -1,22 +1,28 @@
-"""What an engine depends on: TensorRT version, GPU, compute capability, CUDA, L4T release.
+"""What an engine depends on: TensorRT (version and CUDA major), GPU, CUDA driver, L4T, board.
 
-`probe_environment()` reads the live machine; everything else takes a `TrtEnvironment`
+Every Orin module reports the same GPU name ("Orin") and compute capability (8.7), so the
+SM count, memory size, device-tree board model and DLA count tell an AGX Orin from an Orin
+Nano. `probe_environment()` reads the live machine; everything else takes a `TrtEnvironment`
 value, so cache keys and compatibility checks are testable anywhere with a fake one.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmedge.errors import MissingDependencyError
+from mmedge.errors import InputError, MissingDependencyError
 
 if TYPE_CHECKING:
     from mmedge.runtime.cuda.select import CudaApi
 
 NV_TEGRA_RELEASE = Path("/etc/nv_tegra_release")
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")  # "NVIDIA Jetson AGX Orin Developer Kit"
+_TRT_DIST = re.compile(r"^tensorrt[-_]cu(\d+)(?:[-_](?:bindings|libs))?$", re.IGNORECASE)
 TRT_INSTALL_HINT = (
     "tensorrt (on Jetson, use JetPack's TensorRT python bindings instead: "
     "sudo apt install python3-libnvinfer)"
@@ -25,14 +31,27 @@ TRT_INSTALL_HINT = (
 
 @dataclass(frozen=True)
 class TrtEnvironment:
-    """The machine facts an engine is tied to (all strings, so they serialize as-is)."""
+    """The machine facts an engine is tied to (JSON scalars, so they serialize as-is).
+
+    The CUDA runtime of the Python binding (cuda-python/pycuda) is deliberately absent: it
+    does not change the engine; TensorRT's own CUDA major (`tensorrt_cuda`) and the driver do.
+    """
 
     tensorrt: str  # "10.3.0.30"
     gpu: str  # "Orin", "NVIDIA H200"
     compute_capability: str  # "8.7"
-    cuda_runtime: str  # "12.6"
-    cuda_driver: str  # "12.8"
+    cuda_driver: str  # "12.8" (the newest CUDA the driver supports)
     l4t: str | None = None  # "R36.4.3" on Jetson, else None
+    sm_count: int | None = None  # 16 on AGX Orin 64GB, 8 on Orin Nano
+    memory_mib: int | None = None  # device (on Jetson: shared system) memory in MiB
+    board: str | None = None  # /proc/device-tree/model on Jetson, else None
+    dla_cores: int | None = None  # TensorRT's num_DLA_cores (0 off Jetson and on Orin Nano)
+    tensorrt_cuda: str | None = None  # "12" for tensorrt-cu12, "13" for tensorrt-cu13 wheels
+
+    @property
+    def is_jetson(self) -> bool:
+        """True on a Jetson (an L4T release was found)."""
+        return self.l4t is not None
 
     @property
     def sm(self) -> str:
@@ -46,13 +65,21 @@ class TrtEnvironment:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrtEnvironment:
         """Parse the environment fields out of a sidecar/key dict."""
+        def opt_int(name: str) -> int | None:
+            value = data.get(name)
+            return None if value is None else int(value)
+
         return cls(
             tensorrt=str(data["tensorrt"]),
             gpu=str(data["gpu"]),
             compute_capability=str(data["compute_capability"]),
-            cuda_runtime=str(data["cuda_runtime"]),
             cuda_driver=str(data["cuda_driver"]),
             l4t=data.get("l4t"),
+            sm_count=opt_int("sm_count"),
+            memory_mib=opt_int("memory_mib"),
+            board=data.get("board"),
+            dla_cores=opt_int("dla_cores"),
+            tensorrt_cuda=data.get("tensorrt_cuda"),
         )
 
 
@@ -106,21 +133,78 @@ def read_l4t_release(path: Path = NV_TEGRA_RELEASE) -> str | None:
     return f"R{match.group(1)}.{match.group(2)}"
 
 
-def probe_environment(cuda: CudaApi | None = None, device: int = 0) -> TrtEnvironment:
-    """Read the live machine: TensorRT version, GPU name/compute capability, CUDA, L4T."""
+def read_board_model(path: Path = DEVICE_TREE_MODEL) -> str | None:
+    """The board model from the device tree ("NVIDIA Jetson Orin Nano Developer Kit"), or None."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    model = text.replace("\0", " ").strip()
+    return model[:120] or None
+
+
+def tensorrt_cuda_major(packages: Mapping[str, Sequence[str]] | None = None) -> str | None:
+    """The CUDA major the installed TensorRT wheel targets ("12" for tensorrt-cu12), or None.
+
+    cu12 and cu13 wheels report the same `trt.__version__`; only the pip distribution that
+    provides the `tensorrt` package tells them apart. None for TensorRT outside pip (JetPack's
+    apt bindings), where the L4T release already pins the CUDA major.
+    """
+    if packages is None:
+        packages = importlib.metadata.packages_distributions()
+    majors = {m.group(1) for name in packages.get("tensorrt", ()) if (m := _TRT_DIST.match(name))}
+    return majors.pop() if len(majors) == 1 else None
+
+
+def dla_core_count() -> int:
+    """Number of DLA cores TensorRT sees here (0 on GPUs without DLA)."""
+    import tensorrt as trt
+
+    return int(trt.Runtime(trt.Logger(trt.Logger.ERROR)).num_DLA_cores)
+
+
+def check_build_target(env: TrtEnvironment, hardware_compat: str = "none", dla_core: int | None = None) -> None:
+    """InputError for what this machine cannot build: hardware-compatible engines on Jetson, a missing DLA core."""
+    if hardware_compat != "none" and env.is_jetson:
+        raise InputError(
+            f"--hardware-compat {hardware_compat} is not supported on Jetson (L4T {env.l4t}): TensorRT "
+            "builds hardware-compatible engines only for discrete Ampere+ GPUs; drop --hardware-compat "
+            "and build on each Jetson model"
+        )
+    if dla_core is not None and env.dla_cores is not None and dla_core >= env.dla_cores:
+        where = env.board or env.gpu
+        raise InputError(
+            f"--dla-core {dla_core}: {where} has {env.dla_cores} DLA core(s); "
+            + (f"pick 0..{env.dla_cores - 1}" if env.dla_cores else "drop --dla-core to build for the GPU")
+        )
+
+
+def probe_environment(
+    cuda: CudaApi | None = None,
+    device: int = 0,
+    *,
+    l4t_path: Path = NV_TEGRA_RELEASE,
+    model_path: Path = DEVICE_TREE_MODEL,
+) -> TrtEnvironment:
+    """Read the live machine: TensorRT (version, CUDA major, DLA cores), GPU, driver, L4T, board."""
     version = require_tensorrt()
     if cuda is None:
         from mmedge.runtime.cuda.select import get_cuda_api
 
         cuda = get_cuda_api(device=device)
     info = cuda.device_info(device)
+    l4t = read_l4t_release(l4t_path)
     return TrtEnvironment(
         tensorrt=version,
         gpu=info.name,
         compute_capability=info.compute_capability,
-        cuda_runtime=info.runtime_version,
         cuda_driver=info.driver_version,
-        l4t=read_l4t_release(),
+        l4t=l4t,
+        sm_count=info.sm_count or None,
+        memory_mib=(info.total_memory >> 20) or None,
+        board=read_board_model(model_path),
+        dla_cores=dla_core_count(),
+        tensorrt_cuda=tensorrt_cuda_major(),
     )
 
 

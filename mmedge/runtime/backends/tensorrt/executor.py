@@ -4,7 +4,8 @@ sequential, with per-stage GPU times from CUDA events.
 Encoder outputs stay on the device: the head copies them device-to-device after its stream
 waits (`cudaStreamWaitEvent`) on each encoder's "compute done" event. Inputs of the head that
 no encoder produces (the `present` mask, zero embeddings of absent modalities) come from the
-host in `feeds[head]`. The CPU Pipeline calls these when backend == "tensorrt".
+host in `feeds[head]`. `CudaStreamEncoders` is the tensorrt backend's executor: `Pipeline` runs
+every encoder and the head through it.
 """
 
 from __future__ import annotations
@@ -13,18 +14,26 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from mmedge.data.preprocess import select_rows
 from mmedge.errors import BackendError
 from mmedge.runtime.backends.tensorrt.io_types import DeviceTensor, StageTimes
-from mmedge.runtime.cuda.select import CudaApi
-from mmedge.specs import HEAD, TensorSpec
+from mmedge.runtime.cuda.contract import CudaApi
+from mmedge.runtime.executors import Encoded, Executor, Feeds, scatter
+from mmedge.specs import HEAD, TensorSpec, embedding_name
+
+if TYPE_CHECKING:
+    from mmedge.data.preprocess import Batch
+    from mmedge.runtime.pipeline import Pipeline
+    from mmedge.runtime.runner import Runner
 
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class StreamedRunner(Protocol):
     """What the GPU pipeline needs from a runner (TensorRTRunner implements it)."""
 
@@ -46,7 +55,7 @@ class StreamedRunner(Protocol):
     @property
     def end_event(self) -> int: ...
 
-    def open(self) -> None: ...
+    def activate(self) -> None: ...
 
     def enqueue(self, feed: Mapping[str, np.ndarray | DeviceTensor], fetch: bool = True) -> None: ...
 
@@ -170,7 +179,7 @@ def run_concurrent(
     started = time.perf_counter()
     head_runner = runners[head]
     for name in [*plan.encoders, head]:
-        runners[name].open()
+        runners[name].activate()
     for name in plan.encoders:
         runners[name].enqueue(feeds[name], fetch=fetch_embeddings)
     for name in plan.encoders:
@@ -192,10 +201,73 @@ def run_sequential(
     started = time.perf_counter()
     outputs: dict[str, dict[str, np.ndarray]] = {}
     for name in plan.encoders:
-        runners[name].open()
+        runners[name].activate()
         runners[name].enqueue(feeds[name], fetch=fetch_embeddings)
         outputs[name] = runners[name].synchronize()
-    runners[head].open()
+    runners[head].activate()
     runners[head].enqueue(_head_feed(runners, plan))
     outputs[head] = runners[head].synchronize()
     return _result("sequential", runners, plan, head, outputs, started)
+
+
+class CudaStreamEncoders(Executor):
+    """The tensorrt backend's executor: one stream per encoder, events join them before the head."""
+
+    def encode(self, feeds: Feeds, concurrent: bool) -> Encoded:
+        """Embeddings (copied to the host) and GPU time of each encoder in `feeds`."""
+        self.check_open()
+        runners = {m: _streamed(self.runners[m]) for m in feeds}
+        if concurrent:
+            for m, feed in feeds.items():
+                runners[m].enqueue(feed)
+            outs = {m: runners[m].synchronize() for m in feeds}
+        else:
+            outs = {}
+            for m, feed in feeds.items():
+                runners[m].enqueue(feed)
+                outs[m] = runners[m].synchronize()
+        return {m: (outs[m][embedding_name(m)], _gpu_ns(runners[m])) for m in feeds}
+
+    def run(self, pipe: Pipeline, batch: Batch, timings: dict[str, int] | None, concurrent: bool) -> np.ndarray:
+        """Encoders with every row present feed the head device-to-device; the rest come from the host."""
+        self.check_open()
+        size = len(batch)
+        rows = {m: np.flatnonzero(batch.present[:, j] > 0) for j, m in enumerate(self.modalities)}
+        full = [m for m in self.modalities if rows[m].size == size]
+        partial = {m: select_rows(batch.feeds[m], r) for m, r in rows.items() if 0 < r.size < size}
+        encoded = self.encode(partial, concurrent) if partial else {}
+        head_host = {embedding_name(m): scatter(rows[m], encoded[m][0], size) if m in encoded
+                     else np.zeros((size, pipe.embed_dim), dtype=np.float32)
+                     for m in self.modalities if m not in full}
+        head_host["present"] = batch.present.astype(np.float32)
+        feeds: dict[str, dict[str, np.ndarray]] = {m: batch.feeds[m] for m in full}
+        feeds[HEAD] = head_host
+        streamed = {name: _streamed(r) for name, r in self.runners.items()}
+        run = run_concurrent if concurrent else run_sequential
+        result = run(streamed, feeds, HEAD)
+        if timings is not None:
+            timings.update({f"encoder.{m}": ns for m, (_, ns) in encoded.items()})
+            timings.update({f"encoder.{m}": int(result.stages[m].gpu_ms * 1e6) for m in full})
+            timings["encoders"] = int(_encoders_span_ms(streamed, full) * 1e6) + sum(ns for _, ns in encoded.values())
+            timings["fusion_head"] = int(result.stages[HEAD].gpu_ms * 1e6)
+        return result.outputs[HEAD]["logits"]
+
+
+def _streamed(runner: Runner) -> StreamedRunner:
+    if not isinstance(runner, StreamedRunner):
+        raise BackendError(f"{runner.name}: the CUDA-stream executor needs a streamed runner (tensorrt)")
+    return runner
+
+
+def _gpu_ns(runner: StreamedRunner) -> int:
+    if runner.last_timings is None:
+        raise BackendError(f"{runner.name}: no timings after synchronize()")
+    return int(runner.last_timings.gpu_ms * 1e6)
+
+
+def _encoders_span_ms(runners: Mapping[str, StreamedRunner], encoders: list[str]) -> float:
+    """GPU time from the first encoder's start to the last encoder's compute end."""
+    if not encoders:
+        return 0.0
+    cuda, first = runners[encoders[0]].cuda, runners[encoders[0]].start_event
+    return max(cuda.event_elapsed_ms(first, runners[m].compute_done_event) for m in encoders)

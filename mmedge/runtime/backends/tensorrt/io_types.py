@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmedge.runtime.cuda.select import CudaApi
+from mmedge.errors import BackendError
+from mmedge.runtime.cuda.contract import CudaApi
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -55,9 +56,16 @@ class IOBuffer:
             cuda.free(self.device)
             raise
 
+    def view_bytes(self, shape: tuple[int, ...]) -> int:
+        """Bytes an array of `shape` takes in this buffer's dtype."""
+        return int(np.prod(shape, dtype=np.int64)) * self.dtype.itemsize
+
     def view(self, shape: tuple[int, ...]) -> np.ndarray:
-        """The first elements of the pinned buffer as an array of `shape`."""
-        nbytes = int(np.prod(shape, dtype=np.int64)) * self.dtype.itemsize
+        """The first elements of the pinned buffer as an array of `shape` (BackendError past the capacity)."""
+        nbytes = self.view_bytes(shape)
+        if nbytes > self.capacity:
+            raise BackendError(f"tensor '{self.name}' of shape {shape} needs {nbytes} bytes; "
+                               f"its buffer holds {self.capacity}")
         return self.host[:nbytes].view(self.dtype).reshape(shape)
 
 

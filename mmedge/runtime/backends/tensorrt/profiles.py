@@ -3,7 +3,9 @@
 `--shapes` items are `NAME:MIN/OPT/MAX`. NAME is either an input tensor (then each of MIN,
 OPT, MAX is a full shape such as `1x16` or `8x128`) or a named dynamic axis used by the
 inputs (`batch:1/8/32`, `seq:8/64/128`), which then applies to every input using that axis.
-Tensor overrides win over axis overrides, which win over the bundle's ranges.
+Tensor overrides win over axis overrides, which win over the bundle's ranges. DLA engines
+need one fixed shape (min = opt = max in every dimension): `check_dla_profiles` says which
+input and axis to pin, before anything is built.
 """
 
 from __future__ import annotations
@@ -119,3 +121,27 @@ def component_profiles(inputs: Iterable[TensorSpec], overrides: ShapeOverrides) 
         if profile is not None:
             profiles[spec.name] = profile
     return profiles
+
+
+def check_dla_profiles(component: str, inputs: Iterable[TensorSpec], profiles: dict[str, Profile]) -> None:
+    """InputError naming each input axis to pin (and the --shapes that pins it) unless min = opt = max."""
+    specs = {s.name: s for s in inputs}
+    problems: list[str] = []
+    fixes: list[str] = []
+    for name, (lo, mid, hi) in sorted(profiles.items()):
+        spec = specs.get(name)
+        for axis, (a, b, c) in enumerate(zip(lo, mid, hi, strict=True)):
+            if a == b == c:
+                continue
+            dim = spec.shape[axis] if spec is not None and axis < len(spec.shape) else None
+            label = f"axis {axis} ('{dim}')" if isinstance(dim, str) else f"axis {axis}"
+            problems.append(f"'{name}' {label} ranges {a}/{b}/{c}")
+            opt_shape = "x".join(map(str, mid))
+            fix = f"{dim}:{b}/{b}/{b}" if isinstance(dim, str) else f"{name}:{opt_shape}/{opt_shape}/{opt_shape}"
+            if fix not in fixes:
+                fixes.append(fix)
+    if problems:
+        raise InputError(
+            f"--dla-core: DLA engines need one fixed shape (min = opt = max), but '{component}' has "
+            f"{'; '.join(problems)}; pin them with --shapes {','.join(fixes)} (one engine per shape)"
+        )

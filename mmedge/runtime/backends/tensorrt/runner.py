@@ -25,23 +25,21 @@ from mmedge.runtime.backends.tensorrt.cache import (
     check_compatible,
     read_plan,
     rebuild_command,
-    select_engine,
 )
 from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, probe_environment, require_tensorrt
 from mmedge.runtime.backends.tensorrt.io_types import DeviceTensor, IOBuffer, StageTimes, dims_tuple
-from mmedge.runtime.cuda.select import CudaApi, get_cuda_api
+from mmedge.runtime.cuda.contract import CudaApi
+from mmedge.runtime.runner import Runner
 from mmedge.specs import TensorSpec
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from mmedge.bundle import Bundle
 
 log = logging.getLogger(__name__)
-RUNNER_OPTIONS = ("cuda_api", "cuda_graph", "env")
 
 
-class TensorRTRunner:
+class TensorRTRunner(Runner):
     """Runner for one component's TensorRT engine (see module docstring)."""
 
     def __init__(
@@ -53,10 +51,10 @@ class TensorRTRunner:
         cuda: CudaApi,
         cuda_graph: bool = False,
         env: TrtEnvironment | None = None,
+        device: int = 0,
     ) -> None:
-        self.inputs, self.outputs = inputs, outputs
-        self.cuda, self.sidecar, self.cuda_graph = cuda, sidecar, cuda_graph
-        self.name = f"tensorrt:{sidecar.component}:{sidecar.precision}"
+        super().__init__(f"tensorrt:{sidecar.component}:{sidecar.precision}", inputs, outputs)
+        self.cuda, self.sidecar, self.cuda_graph, self.device = cuda, sidecar, cuda_graph, device
         self.last_timings: StageTimes | None = None
         self._root = bundle_root
         self._env = env
@@ -67,31 +65,25 @@ class TensorRTRunner:
         self._stream: int | None = None
         self._events: list[int] = []
         self._buffers: dict[str, IOBuffer] = {}
-        self._limits: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._out_shapes: dict[str, tuple[int, ...]] = {}
         self._graph: int | None = None
         self._pending = self._fetched = False
         self._enqueue_ms = 0.0
 
-    # ---- Runner protocol ------------------------------------------------------------------
-    def __enter__(self) -> TensorRTRunner:
-        self.open()
-        return self
+    # ---- Runner contract ------------------------------------------------------------------
+    def range_hint(self, name: str) -> str:
+        """The engine's optimization profile bounds the shapes: how to rebuild it wider."""
+        return (f"that is the engine's optimization profile; rebuild with a wider one: "
+                f"{rebuild_command(self._root, self.sidecar)} --shapes {name}:MIN/OPT/MAX")
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run synchronously on host arrays; return host outputs."""
-        self.enqueue(feed)
+    def _infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run synchronously on host arrays; return host outputs (the base checked the feed)."""
+        self.enqueue(feed, check_inputs=False)
         return self.synchronize()
 
-    # ---- set-up and teardown --------------------------------------------------------------
-    def open(self) -> None:
+    def _activate(self) -> None:
         """Deserialize the engine (after checking its sha256) and allocate stream, events, buffers."""
-        if self._context is not None:
-            return
         require_tensorrt()
         import tensorrt as trt
 
@@ -120,11 +112,12 @@ class TensorRTRunner:
                     f"could not create an execution context for {self.sidecar.plan} "
                     f"(out of GPU memory?): {self._logger.last_errors()}"
                 )
+            self.cuda.set_device(self.device)
             self._stream = self.cuda.stream_create()
             self._events = [self.cuda.event_create() for _ in range(4)]
             self._allocate(self._engine, self._context)
         except BaseException:
-            self.close()
+            self._deactivate()
             raise
         log.info("%s: engine %s loaded", self.name, self.sidecar.plan)
 
@@ -139,10 +132,10 @@ class TensorRTRunner:
             lo = hi = dims_tuple(engine.get_tensor_shape(name))
             if -1 in lo:  # dynamic: the range of optimization profile 0 (the only one mmedge builds)
                 lo, _opt, hi = (dims_tuple(d) for d in engine.get_tensor_profile_shape(name, 0))
-            self._limits[name] = (lo, hi)
+            self.limits[name] = (lo, hi)
             if not context.set_input_shape(name, hi):
                 raise EngineError(f"{self.name}: TensorRT rejected max shape {hi} for input '{name}'")
-        shapes = {n: self._limits[n][1] for n in ins}
+        shapes = {n: self.limits[n][1] for n in ins}
         shapes.update({n: dims_tuple(context.get_tensor_shape(n)) for n in outs})
         for name in names:
             if -1 in shapes[name]:
@@ -172,7 +165,7 @@ class TensorRTRunner:
                 f"{self.name}: engine tensor '{name}' is {dtype}, bundle.json says {spec.dtype}"
             )
 
-    def close(self) -> None:
+    def _deactivate(self) -> None:
         """Release in a fixed order: graph, context, engine, runtime, then buffers, events, stream."""
         if self._pending and self._stream is not None:
             self._quietly("synchronize", self.cuda.stream_synchronize, self._stream)
@@ -194,7 +187,7 @@ class TensorRTRunner:
         if self._stream is not None:
             self._quietly("destroy stream", self.cuda.stream_destroy, self._stream)
             self._stream = None
-        self._shapes, self._out_shapes, self._limits = {}, {}, {}
+        self._shapes, self._out_shapes, self.limits = {}, {}, {}
 
     def _quietly(self, what: str, func: Any, *args: Any) -> None:
         try:
@@ -234,17 +227,21 @@ class TensorRTRunner:
         buf = self._buffers[name]
         return DeviceTensor(buf.device, self._out_shapes[name], buf.dtype)
 
-    def enqueue(self, feed: Mapping[str, np.ndarray | DeviceTensor], fetch: bool = True) -> None:
+    def enqueue(self, feed: Mapping[str, np.ndarray | DeviceTensor], fetch: bool = True,
+                check_inputs: bool = True) -> None:
         """Queue H2D (or D2D for DeviceTensor inputs), compute and, with `fetch`, D2H on this stream."""
+        self.require_active()
         if self._pending:
             raise BackendError(f"{self.name}: enqueue() called again before synchronize()")
-        self.open()
         assert self._context is not None and self._stream is not None
         started = time.perf_counter()
-        self._check_feed(feed)
+        if check_inputs:
+            self.check_feed(feed)
         shapes = {name: tuple(int(d) for d in value.shape) for name, value in feed.items()}
         if shapes != self._shapes:
             self._set_shapes(shapes)
+        if self.cuda_graph and self._graph is None:
+            self._capture_graph()  # before the timing events: the capture's warm-up run is not this call's work
         cuda, stream, events = self.cuda, self._stream, self._events
         cuda.event_record(events[0], stream)
         for name, value in feed.items():
@@ -283,24 +280,10 @@ class TensorRTRunner:
             return {}
         return {name: self._buffers[name].view(shape).copy() for name, shape in self._out_shapes.items()}
 
-    def _check_feed(self, feed: Mapping[str, np.ndarray | DeviceTensor]) -> None:
-        expected = {s.name for s in self.inputs}
-        if set(feed) != expected:
-            raise BackendError(
-                f"{self.name}: inputs {sorted(feed)} do not match the engine's {sorted(expected)}"
-            )
-        for spec in self.inputs:
-            value = feed[spec.name]
-            if value.dtype != np.dtype(spec.dtype) or len(value.shape) != len(spec.shape):
-                raise BackendError(
-                    f"{self.name}: input '{spec.name}' expects {spec.dtype} rank {len(spec.shape)}, "
-                    f"got {value.dtype} shape {tuple(value.shape)}"
-                )
-
     def _set_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
         assert self._context is not None
         for name, shape in shapes.items():
-            lo, hi = self._limits[name]
+            lo, hi = self.limits[name]
             if any(not a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True)):
                 raise BackendError(
                     f"{self.name}: input '{name}' shape {shape} is outside the engine's profile "
@@ -311,20 +294,22 @@ class TensorRTRunner:
                 raise BackendError(f"{self.name}: TensorRT rejected shape {shape} for input '{name}'")
         self._shapes = shapes
         self._out_shapes = {s.name: dims_tuple(self._context.get_tensor_shape(s.name)) for s in self.outputs}
+        for name, shape in self._out_shapes.items():
+            buf = self._buffers[name]
+            if -1 in shape or buf.view_bytes(shape) > buf.capacity:
+                raise EngineError(f"{self.name}: output '{name}' shape {shape} needs more than the "
+                                  f"{buf.capacity} bytes allocated for the profile's maximum; rebuild with: "
+                                  f"{rebuild_command(self._root, self.sidecar)}")
         if self._graph is not None:  # a graph is only valid for the shapes it was captured with
             self.cuda.graph_destroy(self._graph)
             self._graph = None
 
     def _execute(self) -> None:
         assert self._context is not None and self._stream is not None
-        if not self.cuda_graph:
-            if not self._context.execute_async_v3(self._stream):
-                raise BackendError(f"{self.name}: execute_async_v3 failed: {self._logger.last_errors()}")
-            return
-        if self._graph is None:
-            self._capture_graph()
-        assert self._graph is not None
-        self.cuda.graph_launch(self._graph, self._stream)
+        if self._graph is not None:  # captured in enqueue() for the current shapes
+            self.cuda.graph_launch(self._graph, self._stream)
+        elif not self._context.execute_async_v3(self._stream):
+            raise BackendError(f"{self.name}: execute_async_v3 failed: {self._logger.last_errors()}")
 
     def _capture_graph(self) -> None:
         assert self._context is not None and self._stream is not None
@@ -345,30 +330,3 @@ class TensorRTRunner:
         self._graph = graph
         log.debug("%s: captured a CUDA graph for shapes %s", self.name, self._shapes)
 
-
-def make_runner(bundle: Bundle, component: str, precision: str, **options: Any) -> TensorRTRunner:
-    """Runner of `component`'s TensorRT engine at `precision` (options: cuda_api, cuda_graph, env).
-
-    Checks the sidecar against this machine's TensorRT/GPU before anything is deserialized.
-    """
-    unknown = sorted(set(options) - set(RUNNER_OPTIONS))
-    if unknown:
-        raise BackendError(
-            f"tensorrt backend: unknown option(s) {unknown} (known: {', '.join(RUNNER_OPTIONS)})"
-        )
-    if component not in bundle.components:
-        raise BackendError(f"bundle {bundle.root} has no component '{component}'")
-    require_tensorrt()
-    cuda = get_cuda_api(options.get("cuda_api"))
-    env: TrtEnvironment = options.get("env") or probe_environment(cuda)
-    sidecar = select_engine(bundle, component, precision, env)
-    comp = bundle.components[component]
-    return TensorRTRunner(
-        bundle.root,
-        sidecar,
-        comp.inputs,
-        comp.outputs,
-        cuda,
-        cuda_graph=bool(options.get("cuda_graph", False)),
-        env=env,
-    )

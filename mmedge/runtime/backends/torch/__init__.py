@@ -1,1 +1,1 @@
-"""mmedge/runtime/backends/torch."""
+"""The "torch" backend: the fp32 PyTorch reference stored in the bundle (loader.py, runner.py)."""

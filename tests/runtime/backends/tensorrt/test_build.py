@@ -28,8 +28,9 @@ from mmedge.runtime.backends.tensorrt.profiles import ShapeOverrides, component_
 from mmedge.specs import TensorSpec
 
 ENV = TrtEnvironment(
-    tensorrt="10.8.0.43", gpu="NVIDIA H200", compute_capability="9.0", cuda_runtime="12.8", cuda_driver="12.8"
+    tensorrt="10.8.0.43", gpu="NVIDIA H200", compute_capability="9.0", cuda_driver="12.8", sm_count=132, dla_cores=0
 )
+JETSON = dataclasses.replace(ENV, gpu="Orin", compute_capability="8.7", l4t="R36.4.3", sm_count=16, dla_cores=2)
 TEXT = [
     TensorSpec(n, "int64", ("batch", "seq"), {"batch": (1, 2, 4), "seq": (1, 8, 16)})
     for n in ("input_ids", "attention_mask")
@@ -235,3 +236,34 @@ def test_int8_builds_from_the_tensorrt_flavoured_qdq(bundle_dir: Path) -> None:
     report = build_bundle(bundle_dir, BuildOptions(precision="int8", components=("image",)), env=ENV)
     assert report.precision == "int8-trt" and report.results[0].cached
     assert "int8-trt" in Bundle.load(bundle_dir).engines["image"]
+
+
+# ---- DLA and Jetson checks before TensorRT ----------------------------------------------------
+def test_dla_with_a_shape_range_names_the_input_axis_and_the_shapes_fix(bundle_dir: Path) -> None:
+    with pytest.raises(InputError) as info:
+        build_bundle(bundle_dir, BuildOptions(components=("text",), dla_core=0), env=JETSON)
+    message = str(info.value)
+    assert "DLA engines need one fixed shape" in message and "'input_ids' axis 0 ('batch')" in message
+    assert "--shapes batch:" in message and "seq:" in message and "\n" not in message
+    with pytest.raises(InputError, match="DLA engines need one fixed shape"):  # --gpu-fallback does not hide it
+        build_bundle(bundle_dir, BuildOptions(components=("text",), dla_core=0, gpu_fallback=True), env=JETSON)
+
+
+@needs_no_trt
+def test_dla_with_pinned_shapes_passes_the_check(bundle_dir: Path) -> None:
+    options = BuildOptions(components=("text",), dla_core=0, shapes=("batch:2/2/2", "seq:8/8/8"))
+    with pytest.raises(MissingDependencyError, match="tensorrt"):  # got as far as needing TensorRT
+        build_bundle(bundle_dir, options, env=JETSON)
+
+
+def test_dla_check_suggests_a_tensor_override_for_unnamed_axes() -> None:
+    from mmedge.runtime.backends.tensorrt.profiles import check_dla_profiles
+
+    with pytest.raises(InputError, match=r"'x' axis 0 ranges 1/4/8; pin them with --shapes x:4x3/4x3/4x3"):
+        check_dla_profiles("c", [TensorSpec("x", "float32", (-1, 3))], {"x": ((1, 3), (4, 3), (8, 3))})
+    check_dla_profiles("c", TEXT, {"input_ids": ((2, 8), (2, 8), (2, 8))})
+
+
+def test_hardware_compat_is_refused_on_jetson(bundle_dir: Path) -> None:
+    with pytest.raises(InputError, match="not supported on Jetson"):
+        build_bundle(bundle_dir, BuildOptions(components=("text",), hardware_compat="ampere+"), env=JETSON)

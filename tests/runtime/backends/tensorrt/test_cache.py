@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mmedge.errors import EngineError
+from mmedge.errors import EngineError, InputError
 from mmedge.runtime.backends.tensorrt.cache import (
+    KEY_SCHEMA,
     BuildFlags,
     EngineSidecar,
     check_compatible,
@@ -20,18 +23,34 @@ from mmedge.runtime.backends.tensorrt.cache import (
     record_engine,
     select_engine,
 )
-from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, read_l4t_release, short_version
+from mmedge.runtime.backends.tensorrt.env import (
+    TrtEnvironment,
+    check_build_target,
+    read_board_model,
+    read_l4t_release,
+    short_version,
+    tensorrt_cuda_major,
+)
 
 ORIN = TrtEnvironment(
     tensorrt="10.3.0.30",
     gpu="Orin",
     compute_capability="8.7",
-    cuda_runtime="12.6",
     cuda_driver="12.6",
     l4t="R36.4.3",
+    sm_count=16,
+    memory_mib=62841,
+    board="NVIDIA Jetson AGX Orin Developer Kit",
+    dla_cores=2,
+    tensorrt_cuda="12",
+)
+# What an Orin Nano reports: same GPU name, compute capability, TensorRT, driver and L4T as AGX Orin.
+ORIN_NANO = dataclasses.replace(
+    ORIN, sm_count=8, memory_mib=7620, board="NVIDIA Jetson Orin Nano Developer Kit", dla_cores=0
 )
 H200 = TrtEnvironment(
-    tensorrt="10.8.0.43", gpu="NVIDIA H200", compute_capability="9.0", cuda_runtime="12.8", cuda_driver="12.8"
+    tensorrt="10.8.0.43", gpu="NVIDIA H200", compute_capability="9.0", cuda_driver="12.8",
+    sm_count=132, memory_mib=143771, dla_cores=0, tensorrt_cuda="12",
 )
 PROFILES = {"input_ids": ((1, 1), (4, 64), (8, 128)), "attention_mask": ((1, 1), (4, 64), (8, 128))}
 
@@ -76,7 +95,8 @@ def test_key_is_stable_and_order_independent() -> None:
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrtEnvironment)])
 def test_key_changes_with_every_environment_field(name: str) -> None:
     current = getattr(ORIN, name)
-    other = dataclasses.replace(ORIN, **{name: (current or "") + "-other"})
+    changed: Any = current + 1 if isinstance(current, int) else (current or "") + "-other"
+    other = dataclasses.replace(ORIN, **{name: changed})
     assert engine_key(fields(other)) != engine_key(fields(ORIN))
 
 
@@ -144,7 +164,8 @@ def test_mismatch_message_names_both_machines_and_the_rebuild_command() -> None:
         check_compatible(make_sidecar(ORIN), H200, "export/gpu")
     message = str(info.value)
     assert (
-        "was built for TensorRT 10.3 on Orin (sm_87); this is TensorRT 10.8 on NVIDIA H200 (sm_90)" in message
+        "was built for TensorRT 10.3 on Orin (sm_87, 16 SMs, NVIDIA Jetson AGX Orin Developer Kit, 2 DLA); "
+        "this is TensorRT 10.8 on NVIDIA H200 (sm_90, 132 SMs)" in message
     )
     assert message.endswith("rebuild with: mmedge build export/gpu --precision fp16 --components text")
     assert "\n" not in message
@@ -247,3 +268,77 @@ def test_select_engine_picks_the_compatible_one(tmp_path: Path) -> None:
     other = dataclasses.replace(H200, tensorrt="10.9.0.1")
     with pytest.raises(EngineError, match=r"this is TensorRT 10\.9 on NVIDIA H200"):
         select_engine(bundle, "text", "fp16", other)  # type: ignore[arg-type]
+
+
+# ---- what tells devices apart (cache key schema 2) --------------------------------------------
+def test_agx_orin_engine_is_neither_reused_nor_loaded_on_an_orin_nano() -> None:
+    assert engine_key(fields(ORIN)) != engine_key(fields(ORIN_NANO))
+    with pytest.raises(EngineError, match=r"Orin Nano Developer Kit.*rebuild with"):
+        check_compatible(make_sidecar(ORIN), ORIN_NANO, "b")
+
+
+@pytest.mark.parametrize("change", [{"sm_count": 14}, {"board": "NVIDIA Jetson AGX Orin 32GB"}, {"dla_cores": 1}])
+def test_each_device_fact_alone_is_a_mismatch(change: dict[str, Any]) -> None:
+    with pytest.raises(EngineError, match="rebuild with"):
+        check_compatible(make_sidecar(ORIN), dataclasses.replace(ORIN, **change), "b")
+
+
+def test_tensorrt_cuda_major_is_keyed_and_checked_but_not_the_binding_runtime() -> None:
+    cu13 = dataclasses.replace(H200, tensorrt_cuda="13")
+    assert engine_key(fields(H200)) != engine_key(fields(cu13))
+    with pytest.raises(EngineError, match=r"built for TensorRT [.\d]+ \(cu12\).*this is TensorRT [.\d]+ \(cu13\)"):
+        check_compatible(make_sidecar(H200), cu13, "b")
+    assert "cuda_runtime" not in fields(H200)["environment"]
+    assert fields(H200)["environment"]["cuda_driver"] == "12.8"
+
+
+def test_schema_1_sidecar_reads_never_matches_and_asks_for_a_rebuild(tmp_path: Path) -> None:
+    old = make_sidecar(ORIN).to_json()
+    old["schema"] = 1
+    old["fields"]["schema"] = 1
+    env = old["fields"]["environment"]
+    for name in ("sm_count", "memory_mib", "board", "dla_cores", "tensorrt_cuda"):
+        env.pop(name)
+    env["cuda_runtime"] = "12.6"
+    old["key"] = engine_key(old["fields"])
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    sidecar = EngineSidecar.read(path)  # must not crash
+    assert sidecar.schema == 1 and sidecar.environment.sm_count is None
+    assert sidecar.key != engine_key(fields(ORIN)) and KEY_SCHEMA == 2
+    with pytest.raises(EngineError, match=r"cache schema 1 sidecar \(now 2\).*rebuild with: mmedge build b"):
+        check_compatible(sidecar, ORIN, "b")
+    del old["schema"]  # sidecars older than the field itself
+    path.write_text(json.dumps(old))
+    assert EngineSidecar.read(path).schema == 1
+
+
+def test_read_board_model_strips_the_device_tree_nul(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\0")
+    assert read_board_model(model) == "NVIDIA Jetson Orin Nano Developer Kit"
+    assert read_board_model(tmp_path / "absent") is None
+
+
+def test_tensorrt_cuda_major_comes_from_the_pip_distribution() -> None:
+    assert tensorrt_cuda_major({"tensorrt": ["tensorrt_cu12_bindings", "tensorrt-stubs"]}) == "12"
+    assert tensorrt_cuda_major({"tensorrt": ["tensorrt-cu13-bindings"]}) == "13"
+    assert tensorrt_cuda_major({"tensorrt": ["tensorrt-stubs"]}) is None  # JetPack apt bindings, stubs
+    assert tensorrt_cuda_major({"tensorrt": ["tensorrt-cu12", "tensorrt-cu13"]}) is None  # ambiguous
+    assert tensorrt_cuda_major({}) is None
+
+
+def test_hardware_compatible_engines_are_refused_on_jetson() -> None:
+    for level in ("ampere+", "same-cc"):
+        with pytest.raises(InputError, match=re.escape(f"--hardware-compat {level} is not supported on Jetson")):
+            check_build_target(ORIN, hardware_compat=level)
+    check_build_target(H200, hardware_compat="ampere+")
+    check_build_target(ORIN)
+
+
+def test_dla_core_beyond_the_device_is_refused_before_building() -> None:
+    check_build_target(ORIN, dla_core=1)
+    with pytest.raises(InputError, match=r"--dla-core 2: NVIDIA Jetson AGX Orin Developer Kit has 2 DLA core"):
+        check_build_target(ORIN, dla_core=2)
+    with pytest.raises(InputError, match="drop --dla-core"):
+        check_build_target(ORIN_NANO, dla_core=0)

@@ -14,11 +14,20 @@ import pytest
 
 from mmedge.bundle import Bundle
 from mmedge.errors import BackendError, EngineError
+from mmedge.runtime.backends import make_runner as make_backend_runner
 from mmedge.runtime.backends.tensorrt.build import BuildOptions, build_bundle
 from mmedge.runtime.backends.tensorrt.cache import EngineSidecar
 from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, probe_environment
 from mmedge.runtime.backends.tensorrt.executor import run_concurrent, run_sequential
-from mmedge.runtime.backends.tensorrt.runner import TensorRTRunner, make_runner
+from mmedge.runtime.backends.tensorrt.runner import TensorRTRunner
+from mmedge.runtime.options import RunnerOptions
+
+
+def make_runner(bundle: Bundle, component: str, precision: str, **settings: object) -> TensorRTRunner:
+    """An inactive TensorRT runner through the backend registry (settings: the tensorrt options)."""
+    runner = make_backend_runner(bundle, component, precision, RunnerOptions.make(**settings), backend="tensorrt")
+    assert isinstance(runner, TensorRTRunner)
+    return runner
 
 pytestmark = [pytest.mark.gpu, pytest.mark.trt, gpu_utils.requires_gpu, gpu_utils.requires_trt]
 ATOL = {"fp32": 1e-3, "fp16": 2e-2}
@@ -39,10 +48,10 @@ def runners(built: Path) -> Iterator[dict[str, TensorRTRunner]]:
     bundle = Bundle.load(built)
     opened = {c: make_runner(bundle, c, "fp16") for c in (*ENCODERS, "fusion_head")}
     for runner in opened.values():
-        runner.open()
+        runner.activate()
     yield opened
     for runner in opened.values():
-        runner.close()
+        runner.deactivate()
 
 
 def test_build_writes_pristine_plans_sidecars_and_logs(built: Path) -> None:
@@ -136,7 +145,7 @@ def test_tampered_plan_is_refused_before_deserializing(built: Path) -> None:
     try:
         plan.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
         with pytest.raises(EngineError, match="engine file altered"):
-            runner.open()
+            runner.activate()
     finally:
         plan.write_bytes(original)
 
