@@ -3,13 +3,14 @@
 #   1. nvidia-smi; 2. a Python environment (existing .venv, else a --system-site-packages venv,
 #   filled from local wheels only — no network assumed); 3. which of tensorrt / cuda-python /
 #   pycuda / onnxruntime-gpu import; 4. pytest -m "gpu or trt"; 5. a bundle (the argument, else
-#   mmedge train + export + quantize fp16 of the tiny digits model, else the tests' synthetic
-#   bundle); 6. the benchmark (benchmarks/gpu_bench.py, fp32 and fp16 engines vs ONNX Runtime CPU,
-#   sequential vs concurrent encoders); 7. a summary of every step.
+#   mmedge train + export + quantize fp16 of the tiny digits model) and its engines (mmedge build
+#   fp32, fp16); 6. mmedge predict and eval --backend tensorrt, then mmedge bench: ONNX Runtime CPU
+#   vs TensorRT vs TensorRT with CUDA graphs, fp32/fp16, batch 1 and 8, with sequential vs concurrent
+#   encoders and each engine's H2D/compute/D2H from CUDA events; 7. a summary of every step.
 #
 #   bash benchmarks/gpu_check.sh [BUNDLE]
 #
-# Env: OUT (copy of the log + gpu_bench.json go there), MMEDGE_WHEELS (folder of .whl files to
+# Env: OUT (copy of the log, bench.json and the bench report go there), MMEDGE_WHEELS (folder of .whl files to
 # install from, default .whl/), GPU_CHECK_BUDGET (seconds, default 470), PYTHON (default python3).
 # Every step runs under `timeout`; a failing step is reported and the script goes on.
 set -u -o pipefail
@@ -153,9 +154,9 @@ run_step "imports" 60 probe
 run_step "pytest -m 'gpu or trt'" 200 "$PY" -m pytest tests -m "gpu or trt" -q -rs -p no:cacheprovider \
     --continue-on-collection-errors
 
-# ---- 5. a bundle -------------------------------------------------------------------------
+# ---- 5. a bundle with engines -------------------------------------------------------------
 BUNDLE=""
-BENCH_RESERVE=120  # seconds kept for the benchmark whatever train/export do
+BENCH_RESERVE=150  # seconds kept for the benchmark whatever train/export do
 if [[ -n "$BUNDLE_ARG" ]]; then
     BUNDLE=$BUNDLE_ARG
     echo
@@ -165,21 +166,26 @@ elif (($(left) - BENCH_RESERVE > 90)) &&
         mmedge train --preset tiny --data digits --out runs/gpu &&
      SOFT=1 run_step "mmedge export" $(( $(left) - BENCH_RESERVE )) mmedge export runs/gpu --out export/gpu; then
     BUNDLE=export/gpu
-    # fp16 artifacts for the fp16 engines (export may write fp32 only); int8-trt when time allows
     SOFT=1 run_step "mmedge quantize fp16" $(( $(left) - BENCH_RESERVE )) \
         mmedge quantize export/gpu --precision fp16 --samples 32
 else
     echo
-    echo "train/export unavailable (or no time for them): benchmarking the synthetic bundle instead"
+    echo "train/export unavailable (or no time for them): no bundle to benchmark"
+fi
+PRECISIONS=fp32
+if [[ -n "$BUNDLE" ]]; then
+    run_step "mmedge build fp32" 120 mmedge build "$BUNDLE" --precision fp32 --workspace 1
+    SOFT=1 run_step "mmedge build fp16" 120 mmedge build "$BUNDLE" --precision fp16 --workspace 1 && PRECISIONS=fp32,fp16
 fi
 
-# ---- 6. benchmark ------------------------------------------------------------------------
-BENCH_ARGS=(--iters 50 --warmup 5)
-[[ -n "${OUT:-}" ]] && BENCH_ARGS+=(--json "$OUT/gpu_bench.json")
+# ---- 6. predict, eval and benchmark through the CUDA-streamed runtime --------------------
 if [[ -n "$BUNDLE" ]]; then
-    run_step "gpu_bench ${BUNDLE}" 150 "$PY" benchmarks/gpu_bench.py "$BUNDLE" "${BENCH_ARGS[@]}"
-else
-    run_step "gpu_bench (synthetic bundle)" 150 "$PY" benchmarks/gpu_bench.py "${BENCH_ARGS[@]}"
+    run_step "mmedge predict --backend tensorrt" 60 mmedge predict "$BUNDLE" --backend tensorrt --text "an odd number" --json
+    run_step "mmedge eval --backend tensorrt" 90 mmedge eval "$BUNDLE" --backend tensorrt --precision "$PRECISIONS"
+    BENCH_ARGS=(--backends onnxruntime,tensorrt,tensorrt-cudagraph --precisions "$PRECISIONS" --batch 1,8
+                --iters 50 --warmup 5)
+    [[ -n "${OUT:-}" ]] && BENCH_ARGS+=(--json "$OUT/bench.json" --report "$OUT/bench")
+    run_step "mmedge bench (ONNX Runtime CPU vs TensorRT)" 180 mmedge bench "$BUNDLE" "${BENCH_ARGS[@]}"
 fi
 
 # ---- 7. summary --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ stream capture records work into a replayable graph.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -51,7 +52,8 @@ class StandinCuda:
         self._events: dict[int, _Event] = {}
         self._graphs: dict[int, list[tuple[str, Op]]] = {}
         self._capturing: dict[int, list[tuple[str, Op]]] = {}
-        self._next = 0x10000
+        self._next = 0x10000000
+        self._ids = itertools.count(1)  # handles are never reused while the process lives
         self._lock = threading.RLock()
 
     # ---- device ---------------------------------------------------------------------------
@@ -122,7 +124,7 @@ class StandinCuda:
     def stream_create(self) -> int:
         """A new stream."""
         with self._lock:
-            handle = 0x5000 + len(self._streams) + 1
+            handle = 0x5000 + next(self._ids)
             self._streams[handle] = _Stream()
             return handle
 
@@ -168,7 +170,7 @@ class StandinCuda:
     def event_create(self) -> int:
         """A new event."""
         with self._lock:
-            handle = 0x9000 + len(self._events) + 1
+            handle = 0x9000000 + next(self._ids)
             self._events[handle] = _Event()
             return handle
 
@@ -199,7 +201,7 @@ class StandinCuda:
     def graph_end_capture(self, stream: int) -> int:
         """Stop capturing; the graph's handle."""
         with self._lock:
-            handle = 0xA000 + len(self._graphs) + 1
+            handle = 0xA000000 + next(self._ids)
             self._graphs[handle] = self._capturing.pop(stream)
             return handle
 

@@ -124,7 +124,8 @@ class PhaseRunner:
         return ns, timings
 
     def _encoder_times(self, timings: dict[str, int]) -> dict[str, int]:
-        return {k: v for k, v in timings.items() if k.startswith("encoder.")}
+        # per-encoder times, and on GPU backends the H2D/compute/D2H split of each engine
+        return {k: v for k, v in timings.items() if k.startswith(("encoder.", "gpu."))}
 
     def _model(self, c: Contender, k: int, record: bool) -> None:
         concurrent = self.settings.concurrent

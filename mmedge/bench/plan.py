@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 COMPILE = "torch-compile"
+TRT_GRAPH = "tensorrt-cudagraph"
+# configuration names that are a registered backend with options (side by side with the plain backend)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {COMPILE: ("torch", {"compile": True}),
+                                                   TRT_GRAPH: ("tensorrt", {"cuda_graph": True})}
 MODES: tuple[str, ...] = ("concurrent", "sequential")
 
 
@@ -55,7 +59,8 @@ class BenchSpec:
 
 def split_backend(name: str) -> tuple[str, dict[str, Any]]:
     """Registered backend and runner options of a configuration's backend name."""
-    return ("torch", {"compile": True}) if name == COMPILE else (name, {})
+    backend, options = VARIANTS.get(name, (name, {}))
+    return backend, dict(options)
 
 
 def check_spec(spec: BenchSpec) -> None:
@@ -111,7 +116,7 @@ def plan_configs(spec: BenchSpec, bundle: Bundle, modalities: list[str]) -> list
     if spec.compile and not spec.configs and "torch" in spec.backends and "fp32" in spec.precisions:
         at = pairs.index(("torch", "fp32")) + 1
         pairs.insert(at, (COMPILE, "fp32"))
-    known = [*available_backends(), COMPILE]
+    known = [*available_backends(), *VARIANTS]
     components = [*modalities, HEAD]
     plan: list[tuple[str, str]] = []
     for backend, precision in pairs:

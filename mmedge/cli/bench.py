@@ -30,9 +30,14 @@ def bench(
     bundle: Path | None = typer.Argument(None, help="Bundle directory (not with --suite)."),
     backends: str = typer.Option(
         "torch,onnxruntime",
-        help="Comma list; the first configuration is the reference. torch = PyTorch eager fp32.",
+        help="Comma list; the first configuration is the reference. torch = PyTorch eager fp32; "
+        "onnxruntime, onnxruntime-cuda, onnxruntime-trt, tensorrt (CUDA-streamed engines), "
+        "tensorrt-cudagraph (the same, replayed as CUDA graphs), torch-compile.",
     ),
-    precisions: str = typer.Option("fp32", help="Comma list: fp32, fp16, int8, int8-trt (torch: fp32 only)."),
+    precisions: str = typer.Option(
+        "fp32", help="Comma list: fp32, fp16, int8 (each backend's own int8: int8-trt on TensorRT), int8-trt "
+        "(torch: fp32 only)."
+    ),
     batch: str = typer.Option("1", "--batch", help="Comma list of batch sizes, e.g. 1,8."),
     warmup: int | None = typer.Option(None, help="Warm-up rounds, not measured (default: 10)."),
     iters: int | None = typer.Option(None, help="Measured rounds (default: 100)."),

@@ -7,6 +7,7 @@ several precisions (or the search over per-component combinations) costs one pas
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,7 @@ def row_for(outputs: ComponentOutputs, labels: np.ndarray, precision: PrecisionL
 
 
 def precision_report(bundle: str | Path | Bundle, data: str, split: str | None = None,
-                     precisions: list[PrecisionLike] | None = None, threads: int | None = None,
+                     precisions: Sequence[PrecisionLike] | None = None, threads: int | None = None,
                      seed: int = 0, batch: int = EVAL_BATCH) -> list[PrecisionRow]:
     """One row per precision: accuracy, macro-F1, top-1 agreement with fp32, per-component |Δ|, bytes."""
     from mmedge.data.manifest import resolve_dataset

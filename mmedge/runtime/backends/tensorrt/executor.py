@@ -10,9 +10,11 @@ every encoder and the head through it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -42,6 +44,7 @@ class StreamedRunner(Protocol):
     outputs: list[TensorSpec]
     cuda: CudaApi
     last_timings: StageTimes | None
+    lock: threading.RLock
 
     @property
     def stream(self) -> int: ...
@@ -211,11 +214,26 @@ def run_sequential(
 
 
 class CudaStreamEncoders(Executor):
-    """The tensorrt backend's executor: one stream per encoder, events join them before the head."""
+    """The tensorrt backend's executor: one stream per encoder, events join them before the head.
+
+    Thread-safe: a call holds the locks of the runners it uses (always taken in the same order),
+    so threads sharing one Pipeline get the results of sequential calls.
+    """
 
     def encode(self, feeds: Feeds, concurrent: bool) -> Encoded:
         """Embeddings (copied to the host) and GPU time of each encoder in `feeds`."""
         self.check_open()
+        with self._holding(list(feeds)):
+            return self._encode(feeds, concurrent)
+
+    @contextlib.contextmanager
+    def _holding(self, names: list[str]) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for name in sorted(names):
+                stack.enter_context(_streamed(self.runners[name]).lock)
+            yield
+
+    def _encode(self, feeds: Feeds, concurrent: bool) -> Encoded:
         runners = {m: _streamed(self.runners[m]) for m in feeds}
         if concurrent:
             for m, feed in feeds.items():
@@ -231,11 +249,15 @@ class CudaStreamEncoders(Executor):
     def run(self, pipe: Pipeline, batch: Batch, timings: dict[str, int] | None, concurrent: bool) -> np.ndarray:
         """Encoders with every row present feed the head device-to-device; the rest come from the host."""
         self.check_open()
+        with self._holding(list(self.runners)):
+            return self._run(pipe, batch, timings, concurrent)
+
+    def _run(self, pipe: Pipeline, batch: Batch, timings: dict[str, int] | None, concurrent: bool) -> np.ndarray:
         size = len(batch)
         rows = {m: np.flatnonzero(batch.present[:, j] > 0) for j, m in enumerate(self.modalities)}
         full = [m for m in self.modalities if rows[m].size == size]
         partial = {m: select_rows(batch.feeds[m], r) for m, r in rows.items() if 0 < r.size < size}
-        encoded = self.encode(partial, concurrent) if partial else {}
+        encoded = self._encode(partial, concurrent) if partial else {}
         head_host = {embedding_name(m): scatter(rows[m], encoded[m][0], size) if m in encoded
                      else np.zeros((size, pipe.embed_dim), dtype=np.float32)
                      for m in self.modalities if m not in full}
@@ -250,6 +272,11 @@ class CudaStreamEncoders(Executor):
             timings.update({f"encoder.{m}": int(result.stages[m].gpu_ms * 1e6) for m in full})
             timings["encoders"] = int(_encoders_span_ms(streamed, full) * 1e6) + sum(ns for _, ns in encoded.values())
             timings["fusion_head"] = int(result.stages[HEAD].gpu_ms * 1e6)
+            for name in [*full, HEAD]:  # where the GPU time goes, from CUDA events
+                stage = result.stages[name]
+                timings.update({f"gpu.{name}.h2d": int(stage.h2d_ms * 1e6),
+                                f"gpu.{name}.compute": int(stage.compute_ms * 1e6),
+                                f"gpu.{name}.d2h": int(stage.d2h_ms * 1e6)})
         return result.outputs[HEAD]["logits"]
 
 

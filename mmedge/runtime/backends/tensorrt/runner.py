@@ -12,6 +12,7 @@ the compute for a fixed input shape. Nothing touches CUDA until `open()` (or `__
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,6 +71,7 @@ class TensorRTRunner(Runner):
         self._graph: int | None = None
         self._pending = self._fetched = False
         self._enqueue_ms = 0.0
+        self.lock = threading.RLock()  # held from enqueue() to synchronize() by every caller
 
     # ---- Runner contract ------------------------------------------------------------------
     def range_hint(self, name: str) -> str:
@@ -79,8 +81,9 @@ class TensorRTRunner(Runner):
 
     def _infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run synchronously on host arrays; return host outputs (the base checked the feed)."""
-        self.enqueue(feed, check_inputs=False)
-        return self.synchronize()
+        with self.lock:  # one call at a time: the context, stream and buffers are this runner's
+            self.enqueue(feed, check_inputs=False)
+            return self.synchronize()
 
     def _activate(self) -> None:
         """Deserialize the engine (after checking its sha256) and allocate stream, events, buffers."""

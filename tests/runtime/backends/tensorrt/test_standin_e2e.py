@@ -122,14 +122,17 @@ def test_eval_cli_matches_torch(trt_bundle: Path) -> None:
 
 def test_bench_cli_runs_tensorrt_beside_onnxruntime(trt_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    result = invoke("bench", trt_bundle, "--backends", "onnxruntime,tensorrt", "--warmup", "1", "--iters", "3",
-                    "--json", out)
+    result = invoke("bench", trt_bundle, "--backends", "onnxruntime,tensorrt,tensorrt-cudagraph", "--warmup", "1",
+                    "--iters", "3", "--json", out, "--mode", "sequential")
     assert result.exit_code == 0, result.output
     rows = {r["config"]["backend"]: r for r in json.loads(out.read_text())["results"]}
-    assert set(rows) == {"onnxruntime", "tensorrt"} and rows["tensorrt"].get("error") is None
-    stages = rows["tensorrt"]["stages"]
-    assert {"encoder.text", "encoder.image", "encoder.audio", "fusion_head"} <= set(stages)
-    assert rows["tensorrt"]["stats"]["p50_ms"] > 0
+    assert set(rows) == {"onnxruntime", "tensorrt", "tensorrt-cudagraph"}
+    for name in ("tensorrt", "tensorrt-cudagraph"):
+        assert rows[name].get("error") is None and rows[name]["stats"]["p50_ms"] > 0
+        stages = set(rows[name]["stages"])
+        assert {"encoder.text", "encoder.image", "encoder.audio", "fusion_head", "encoders.concurrent"} <= stages
+        assert {f"gpu.{c}.{s}" for c in ("image", HEAD) for s in ("h2d", "compute", "d2h")} <= stages
+    assert not any(s.startswith("gpu.") for s in rows["onnxruntime"]["stages"])
 
 
 def test_missing_engine_names_the_build_command(tiny_bundle: Path, standin: StandinCuda) -> None:
@@ -150,3 +153,15 @@ def test_inactive_and_closed(trt_bundle: Path) -> None:
     runner = pipe.runners["text"]
     with pytest.raises(BackendError, match="inactive runner"):
         runner.infer({"input_ids": np.ones((1, 4), np.int64), "attention_mask": np.ones((1, 4), np.int64)})
+
+
+def test_threads_sharing_one_pipeline_get_sequential_results(trt_bundle: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    samples = _samples()
+    with Pipeline.from_bundle(trt_bundle, backend="tensorrt") as pipe:
+        want = [pipe.predict_batch([s]).logits for s in samples]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            got = list(pool.map(lambda i: pipe.predict_batch([samples[i % len(samples)]]).logits, range(48)))
+    for i, logits in enumerate(got):
+        np.testing.assert_array_equal(logits, want[i % len(samples)])
