@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmedge.bundle_checks import confine, consistency_problem, manifest_paths, read_manifest, validate_schema
 from mmedge.errors import BundleError, ConfigError
 from mmedge.io import sha256_file, write_json
-from mmedge.serialize import DICT_KEY, SKIP, from_json, to_json
-from mmedge.specs import COMPONENTS, HEAD, MODALITIES, PRECISIONS, Preprocessing, TensorSpec
+from mmedge.serialize import DICT_KEY, OMIT_NONE, SKIP, from_json, to_json
+from mmedge.specs import Preprocessing, TensorSpec
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 2  # 2: side files (tokenizer, torch reference) have a sha256 under "files"
+READS = (1, 2)  # schema versions this mmedge loads; 1 loads with a warning naming its unhashed files
 MANIFEST = "bundle.json"
 
 # ---- layout: the one place that names the folders of a bundle and the exported batch range ----
@@ -48,6 +52,14 @@ class Artifact:
 
 
 @dataclass
+class FileRecord:
+    """A side file of the bundle (tokenizer, torch reference) with its hash and size."""
+
+    sha256: str
+    bytes: int
+
+
+@dataclass
 class Component:
     """A modality encoder or the fusion head: its I/O contract and artifacts per precision."""
 
@@ -79,6 +91,7 @@ class Bundle:
     fusion: dict[str, Any] = field(default_factory=dict)
     components: dict[str, Component]
     preprocessing: Preprocessing
+    files: dict[str, FileRecord] | None = field(default=None, metadata=OMIT_NONE)  # side files (schema 2)
     engines: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +100,12 @@ class Bundle:
         self.root = Path(self.root)
         if not isinstance(self.preprocessing, Preprocessing):  # a plain dict (older callers)
             self.preprocessing = Preprocessing.from_json(self.preprocessing)
+        if self.files is None and self.schema_version >= 2:
+            self.files = {}  # a schema-2 bundle always has the map (schema 1 keeps its document unchanged)
+        self.verify_hashes = True  # Bundle.load(verify=False) turns hashing on use off (confinement stays)
+        self.unhashed: list[str] = []  # files a schema-1 bundle reads without a recorded sha256
+        self._verified: dict[str, Path] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def coerce(cls, bundle: Bundle | str | Path) -> Bundle:
@@ -95,8 +114,43 @@ class Bundle:
 
     # ---- paths and lookups -------------------------------------------------------------
     def path(self, relative: str) -> Path:
-        """Absolute path of a file inside the bundle."""
-        return self.root / relative
+        """Absolute path of a file inside the bundle (BundleError if `relative` leaves the bundle folder)."""
+        return confine(self.root, relative, relative)
+
+    def verified_path(self, relative: str, key: str = "") -> Path:
+        """Path of a file the caller is about to read: confined, present, sha256 checked once per Bundle."""
+        with self._lock:
+            done = self._verified.get(relative)
+            if done is not None:
+                return done
+            full = confine(self.root, relative, key or relative)
+            if not full.is_file():
+                raise BundleError(f"bundle file missing: {full} ({key or relative}); re-run mmedge export")
+            expected = self.recorded_sha256(relative)
+            if self.verify_hashes and expected is None and relative not in self.unhashed:
+                raise BundleError(f"bundle.json records no sha256 for {relative}, so it cannot be trusted; "
+                                  f"re-export the bundle (mmedge export RUN --out {self.root})")
+            if self.verify_hashes and expected is not None:
+                actual = sha256_file(full)
+                if actual != expected:
+                    raise BundleError(f"bundle file altered: {full} has sha256 {actual[:12]}…, bundle.json expects "
+                                      f"{expected[:12]}…; re-run mmedge export (or quantize)")
+            self._verified[relative] = full
+            return full
+
+    def recorded_sha256(self, relative: str) -> str | None:
+        """The sha256 bundle.json records for a file (an artifact or a side file), or None."""
+        for comp in self.components.values():
+            for art in comp.artifacts.values():
+                if art.file == relative:
+                    return art.sha256
+        record = (self.files or {}).get(relative)
+        return record.sha256 if record is not None else None
+
+    def verify_preprocessing(self) -> None:
+        """Verify the files preprocessing reads (the tokenizer) before a Preprocessor opens them."""
+        if self.preprocessing.text is not None:
+            self.verified_path(self.preprocessing.text.tokenizer, "preprocessing.text.tokenizer")
 
     def artifact(self, component: str, precision: str) -> Artifact:
         """The artifact of `component` at `precision`, or a BundleError naming the fix."""
@@ -113,8 +167,9 @@ class Bundle:
         return art
 
     def artifact_path(self, component: str, precision: str) -> Path:
-        """Absolute path of a component's artifact at a precision."""
-        return self.path(self.artifact(component, precision).file)
+        """Path of a component's artifact at a precision, verified (confined, sha256) on first use."""
+        art = self.artifact(component, precision)
+        return self.verified_path(art.file, f"components.{component}.artifacts.{precision}.file")
 
     @property
     def requires_all_modalities(self) -> bool:
@@ -139,60 +194,84 @@ class Bundle:
         art = Artifact(file=file, sha256=sha256_file(full), bytes=full.stat().st_size,
                        parity=parity or {}, settings=settings or {})
         self.components[component].artifacts[precision] = art
+        with self._lock:
+            self._verified[file] = full  # hashed just now
         return art
+
+    def add_file(self, relative: str) -> FileRecord:
+        """Record a side file written into the bundle (tokenizer, torch reference): hash and size measured now."""
+        full = self.path(relative)
+        record = FileRecord(sha256=sha256_file(full), bytes=full.stat().st_size)
+        self.files = {**(self.files or {}), relative: record}
+        return record
 
     @classmethod
     def load(cls, root: str | Path, verify: bool = True) -> Bundle:
-        """Read and validate bundle.json; with `verify`, check every artifact's sha256."""
+        """Read, schema-validate, confine and cross-check bundle.json; files are hashed when first used."""
         root = Path(root)
         manifest = root / MANIFEST
         if not root.is_dir():
             raise BundleError(f"bundle folder not found: {root} (create one with: mmedge export RUN --out {root})")
         if not manifest.is_file():
             raise BundleError(f"{root} is not a bundle: {MANIFEST} is missing (re-run mmedge export)")
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{manifest} is not valid JSON: {exc}") from exc
-        bundle = cls._from_json(root, data)
+        bundle = cls._from_json(root, read_manifest(manifest))
+        bundle.verify_hashes = verify
         if verify:
-            bundle.verify()
+            bundle.check_present()
+        bundle._migrate()
         return bundle
 
     @classmethod
     def _from_json(cls, root: Path, data: Any) -> Bundle:
+        manifest = root / MANIFEST
         if not isinstance(data, dict):
-            raise BundleError(f"{root / MANIFEST}: expected a JSON object, got {type(data).__name__}")
+            raise BundleError(f"{manifest}: expected a JSON object, got {type(data).__name__}")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise BundleError(f"{root / MANIFEST}: schema_version is {version!r}, this mmedge reads "
-                              f"{SCHEMA_VERSION}; re-export the bundle with this version of mmedge")
+        if version not in READS or isinstance(version, bool):
+            raise BundleError(f"{manifest}: schema_version is {version!r}, this mmedge reads "
+                              f"{', '.join(map(str, READS))}; re-export the bundle with this version of mmedge")
+        validate_schema(data, manifest)
+        for key, value in manifest_paths(data):  # before any file is opened
+            confine(root, value, key)
         try:
-            return from_json(cls, data, error=BundleError, given={"root": root})
+            bundle = from_json(cls, data, error=BundleError, given={"root": root})
         except (BundleError, ConfigError) as exc:
-            raise BundleError(f"{root / MANIFEST} is malformed: {exc}; re-export the bundle") from exc
+            raise BundleError(f"{manifest} is malformed: {exc}; re-export the bundle") from exc
+        problem = consistency_problem(bundle.labels, bundle.modalities, bundle.components, bundle.preprocessing)
+        if problem is None and version >= 2 and bundle.preprocessing.text is not None:
+            tok = bundle.preprocessing.text.tokenizer
+            if tok not in (bundle.files or {}):
+                problem = f"preprocessing.text.tokenizer {tok!r} has no sha256 under files"
+        if problem is not None:
+            raise BundleError(f"{manifest}: {problem}; re-export the bundle")
+        return bundle
 
-    def verify(self) -> None:
-        """Check structure and that every artifact exists with its recorded sha256."""
-        unknown = set(self.components) - set(COMPONENTS)
-        if unknown:
-            raise BundleError(f"{self.root / MANIFEST}: unknown components {sorted(unknown)}")
-        if HEAD not in self.components:
-            raise BundleError(f"{self.root / MANIFEST}: the '{HEAD}' component is missing")
-        for m in self.modalities:
-            if m not in MODALITIES or m not in self.components:
-                raise BundleError(f"{self.root / MANIFEST}: modality '{m}' has no encoder component")
+    def _migrate(self) -> None:
+        """Schema 1 (no side-file hashes): loads, with one warning naming the files read unverified."""
+        if self.schema_version >= 2:
+            return
+        side = [self.preprocessing.text.tokenizer] if self.preprocessing.text is not None else []
+        torch_dir = self.root / TORCH_DIR
+        if torch_dir.is_dir():
+            side += sorted(f"{TORCH_DIR}/{p.name}" for p in torch_dir.iterdir() if p.is_file())
+        self.unhashed = [f for f in side if self.recorded_sha256(f) is None]
+        if self.unhashed:
+            log.warning("bundle %s has schema_version 1 (older mmedge): %s have no sha256 and are loaded "
+                        "unverified; re-export it to record them: mmedge export RUN --out %s",
+                        self.root, ", ".join(self.unhashed), self.root)
+
+    def check_present(self) -> None:
+        """Every artifact file named in bundle.json exists (cheap: no hashing)."""
         for name, comp in self.components.items():
             for precision, art in comp.artifacts.items():
-                self._verify_artifact(name, precision, art)
+                full = self.path(art.file)
+                if not full.is_file():
+                    raise BundleError(f"bundle file missing: {full} ({name} {precision}); re-run mmedge export")
 
-    def _verify_artifact(self, name: str, precision: str, art: Artifact) -> None:
-        if precision not in PRECISIONS and not precision.startswith("int8"):
-            raise BundleError(f"{self.root / MANIFEST}: '{name}' has unknown precision '{precision}'")
-        full = self.path(art.file)
-        if not full.is_file():
-            raise BundleError(f"bundle file missing: {full} ({name} {precision}); re-run mmedge export")
-        actual = sha256_file(full)
-        if actual != art.sha256:
-            raise BundleError(f"bundle file altered: {full} has sha256 {actual[:12]}…, bundle.json "
-                              f"expects {art.sha256[:12]}…; re-run mmedge export (or quantize)")
+    def verify(self) -> None:
+        """Hash every file bundle.json records now (each at most once per Bundle), e.g. for `mmedge inspect`."""
+        for name, comp in self.components.items():
+            for precision in comp.artifacts:
+                self.artifact_path(name, precision)
+        for relative in self.files or {}:
+            self.verified_path(relative, f"files.{relative}")

@@ -20,5 +20,7 @@ def assert_one_line_error(result: Any, pattern: str) -> None:
     """A non-zero exit with an `error:` line containing `pattern`, and no traceback."""
     assert result.exit_code != 0, result.output
     assert "Traceback" not in result.output
-    text = " ".join(result.output.split())
-    assert "error:" in text and pattern in text, result.output
+    errors = [line for line in result.output.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.output  # exactly one error line: the message never spans lines
+    assert errors[0].startswith("error: ") and pattern in errors[0], result.output
+    assert not result.output[result.output.index(errors[0]) + len(errors[0]):].strip(), result.output

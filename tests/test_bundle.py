@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mmedge.bundle import MANIFEST, Bundle
+from mmedge.bundle import MANIFEST, SCHEMA_VERSION, Bundle
 from mmedge.errors import BundleError
 from mmedge.io import sha256_file, write_json
 from mmedge.specs import HEAD, ImageSpec
@@ -35,10 +35,13 @@ def test_missing_file(tiny_bundle: Path):
 
 
 def test_altered_file(tiny_bundle: Path):
+    """An altered artifact is refused when it is first used (load itself hashes nothing)."""
     with open(tiny_bundle / "audio.onnx", "ab") as fh:
         fh.write(b"\0")
+    bundle = Bundle.load(tiny_bundle)
+    bundle.artifact_path("image", "fp32")  # an untouched file passes
     with pytest.raises(BundleError, match=r"bundle file altered: .*audio\.onnx has sha256"):
-        Bundle.load(tiny_bundle)
+        bundle.artifact_path("audio", "fp32")
 
 
 def test_not_a_bundle(tmp_path: Path):
@@ -77,6 +80,8 @@ def test_missing_precision_names_the_fix(tiny_bundle: Path):
 # A bundle.json as the hand-written serializer before mmedge.serialize wrote it (one text encoder + head).
 LEGACY_KEYS = ["schema_version", "name", "labels", "modalities", "fusion", "components", "preprocessing", "engines",
                "provenance", "metrics"]
+
+EXPORTED_KEYS = [*LEGACY_KEYS[:7], "files", *LEGACY_KEYS[7:]]  # schema 2 adds the side files' hashes
 
 
 def legacy_manifest(root: Path) -> dict[str, Any]:
@@ -118,11 +123,24 @@ def test_legacy_manifest_loads_and_saves_byte_identical(tmp_path: Path):
     assert list(json.loads(before)) == LEGACY_KEYS
 
 
+def test_legacy_manifest_warns_once_and_reads_tokenizer_unverified(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Schema 1 has no side-file hashes: it loads, with one warning naming them and the fix; use is allowed."""
+    write_json(tmp_path / MANIFEST, legacy_manifest(tmp_path))
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with caplog.at_level("WARNING", logger="mmedge.bundle"):
+        bundle = Bundle.load(tmp_path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "tokenizer.json" in warnings[0] and "mmedge export" in warnings[0]
+    assert bundle.schema_version == 1 and bundle.unhashed == ["tokenizer.json"]
+    assert bundle.verified_path("tokenizer.json") == tmp_path / "tokenizer.json"
+
+
 def test_exported_manifest_keys_and_resave(tiny_bundle: Path):
     """A tiny export's bundle.json has the documented keys in order and survives load → save unchanged."""
     before = (tiny_bundle / MANIFEST).read_bytes()
     data = json.loads(before)
-    assert list(data) == LEGACY_KEYS
+    assert list(data) == EXPORTED_KEYS and data["schema_version"] == SCHEMA_VERSION == 2
+    assert set(data["files"]) == {"tokenizer.json", "torch/model.safetensors", "torch/run.json"}
     assert list(data["preprocessing"]) == ["text", "image", "audio"]
     assert list(data["preprocessing"]["image"]) == ["size", "channels", "mean", "std", "resize"]
     assert list(data["components"]["text"]) == ["kind", "inputs", "outputs", "artifacts"]
@@ -142,13 +160,13 @@ def test_wrong_type_in_manifest_names_key_path(tmp_path: Path):
 
 
 def test_coerce(tmp_path: Path):
-    """A Bundle passes through untouched; a path is loaded and verified."""
+    """A Bundle passes through untouched; a path is loaded and its files verified on use."""
     write_json(tmp_path / MANIFEST, legacy_manifest(tmp_path))
     loaded = Bundle.coerce(tmp_path)
     assert Bundle.coerce(loaded) is loaded and loaded.name == "legacy"
     (tmp_path / "text.onnx").write_bytes(b"changed")
     with pytest.raises(BundleError, match="bundle file altered"):
-        Bundle.coerce(str(tmp_path))
+        Bundle.coerce(str(tmp_path)).artifact_path("text", "fp32")
 
 
 def test_layout_constants():

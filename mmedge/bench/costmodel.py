@@ -22,10 +22,11 @@ import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmedge import serialize
 from mmedge.errors import InputError, require
 
 if TYPE_CHECKING:
@@ -72,19 +73,13 @@ class Cost:
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON dict."""
-        return asdict(self)
+        return serialize.to_json(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Cost:
-        """Rebuild from `to_json` output."""
-        return cls(
-            params=int(data["params"]),
-            macs=int(data["macs"]),
-            by_op={str(k): int(v) for k, v in data.get("by_op", {}).items()},
-            quantized_macs=int(data.get("quantized_macs", 0)),
-            uncounted={str(k): int(v) for k, v in data.get("uncounted", {}).items()},
-            input_shapes={str(k): [int(d) for d in v] for k, v in data.get("input_shapes", {}).items()},
-        )
+        """Rebuild from `to_json` output; InputError naming the bad key."""
+        plain = dict(data) if isinstance(data, Mapping) else data
+        return serialize.from_json(cls, plain, where="cost", error=InputError)
 
     def __add__(self, other: Cost) -> Cost:
         """Combine the costs of two components (e.g. every encoder plus the fusion head)."""

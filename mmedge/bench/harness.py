@@ -30,12 +30,12 @@ from mmedge.bench.report import BenchConfig, BenchReport, BenchResult, failed_st
 from mmedge.bench.stats import instability_warning, summarize
 from mmedge.bench.summary import ordered_stages, write_outputs
 from mmedge.bench.workload import Workload, build_workload, load_samples, median_batch, split_arg
+from mmedge.bundle import Bundle
 from mmedge.errors import InputError, MmedgeError
 from mmedge.precision import artifact_key
 from mmedge.runtime.backends import backend_info
 
 if TYPE_CHECKING:
-    from mmedge.bundle import Bundle
     from mmedge.runtime.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ def _rss_mb() -> float | None:
     return float(psutil.Process().memory_info().rss) / 2**20
 
 
-def load_pipeline(spec: BenchSpec, backend: str, precision: str) -> tuple[Pipeline | None, str | None, float | None]:
+def load_pipeline(spec: BenchSpec, bundle: Bundle, backend: str,
+                  precision: str) -> tuple[Pipeline | None, str | None, float | None]:
     """(pipeline, error, RSS growth in MiB) of one configuration; torch.compile failures become an error."""
     from mmedge.runtime.pipeline import Pipeline
 
@@ -60,12 +61,11 @@ def load_pipeline(spec: BenchSpec, backend: str, precision: str) -> tuple[Pipeli
     before = _rss_mb()
     try:
         pipe = Pipeline.from_bundle(
-            spec.bundle,
+            bundle,
             runner_backend,
             precision,
             threads=spec.threads,
             concurrent=spec.mode == "concurrent",
-            verify=False,
             **options,
         )
     except Exception as exc:
@@ -239,10 +239,8 @@ def _loadavg() -> list[float] | None:
 
 def run_bench(spec: BenchSpec) -> BenchReport:
     """Measure every configuration of `spec` side by side; write JSON/report files if asked."""
-    from mmedge.bundle import Bundle
-
     check_spec(spec)
-    bundle = Bundle.load(spec.bundle)
+    bundle = Bundle.coerce(spec.bundle)  # loaded and verified once for every configuration
     mods = resolve_modalities(bundle, spec.modalities)
     plan = plan_configs(spec, bundle, mods)
     if spec.power and not annotate.power_available():
@@ -252,7 +250,7 @@ def run_bench(spec: BenchSpec) -> BenchReport:
     loaded: dict[tuple[str, str], Any] = {}
     try:
         for backend, precision in plan:
-            loaded[(backend, precision)] = load_pipeline(spec, backend, precision)
+            loaded[(backend, precision)] = load_pipeline(spec, bundle, backend, precision)
         base = next((p for p, _, _ in loaded.values() if p is not None), None)
         if base is None:
             raise MmedgeError(
@@ -278,7 +276,7 @@ def run_bench(spec: BenchSpec) -> BenchReport:
 
 
 def compare_latency(
-    bundle: str | Path,
+    bundle: str | Path | Bundle,
     configs: list[tuple[str, str]],
     batch: int = 1,
     warmup: int = 10,
@@ -291,7 +289,7 @@ def compare_latency(
     if not configs:
         raise InputError("compare_latency needs at least one (backend, precision) configuration")
     spec = BenchSpec(
-        Path(bundle),
+        bundle if isinstance(bundle, Bundle) else Path(bundle),
         configs=list(configs),
         batches=[batch],
         warmup=warmup,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mmedge.bench.report import BenchConfig
-from mmedge.bench.timers import CpuTimer, StageTimes, Timer
+from mmedge.bench.timers import CpuTimer, StageRecorder, Timer
 
 if TYPE_CHECKING:
     from mmedge.bench.workload import Workload
@@ -57,7 +57,7 @@ class Contender:
 
     config: BenchConfig
     pipeline: Pipeline | None
-    times: StageTimes = field(default_factory=StageTimes)
+    times: StageRecorder = field(default_factory=StageRecorder)
     error: str | None = None
     iteration: int = -1
 

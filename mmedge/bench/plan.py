@@ -29,7 +29,7 @@ MODES: tuple[str, ...] = ("concurrent", "sequential")
 class BenchSpec:
     """Everything one `mmedge bench` run measures and writes."""
 
-    bundle: Path
+    bundle: Path | Bundle  # a path is loaded (and verified) once by run_bench
     backends: list[str] = field(default_factory=lambda: ["torch", "onnxruntime"])
     precisions: list[str] = field(default_factory=lambda: ["fp32"])
     batches: list[int] = field(default_factory=lambda: [1])

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmedge import serialize
 from mmedge.bench.costmodel import Cost
 from mmedge.bench.stats import LatencyStats
 from mmedge.errors import InputError
@@ -35,11 +36,16 @@ logger = logging.getLogger(__name__)
 
 BENCH_SCHEMA_VERSION = 1
 MODES: tuple[str, ...] = ("sequential", "concurrent")
+_HEADER = ("schema_version", "title", "reference")  # written before the fields' own order (env, results)
 STAGE_ORDER: tuple[str, ...] = (
     "preprocess.text", "preprocess.image", "preprocess.audio", "preprocess",
     "encoder.text", "encoder.image", "encoder.audio", "encoders.sequential", "encoders.concurrent",
     "fusion_head", "postprocess", "end_to_end",
 )  # fmt: skip
+
+
+class MalformedReport(InputError):
+    """A bench report (or part of one) that does not match the schema; names the bad key."""
 
 
 @dataclass
@@ -74,30 +80,12 @@ class BenchConfig:
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON dict."""
-        return {
-            "backend": self.backend,
-            "precision": self.precision,
-            "batch": self.batch,
-            "modalities": list(self.modalities),
-            "threads": self.threads,
-            "mode": self.mode,
-            "label": self.label,
-            "extra": dict(self.extra),
-        }
+        return serialize.to_json(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchConfig:
         """Rebuild from `to_json` output."""
-        return cls(
-            backend=str(data["backend"]),
-            precision=str(data["precision"]),
-            batch=int(data.get("batch", 1)),
-            modalities=tuple(data.get("modalities", ())),
-            threads=None if data.get("threads") is None else int(data["threads"]),
-            mode=str(data.get("mode", "sequential")),
-            label=data.get("label"),
-            extra=dict(data.get("extra", {})),
-        )
+        return serialize.from_json(cls, data, where="config", error=MalformedReport)
 
 
 @dataclass
@@ -123,36 +111,14 @@ class BenchResult:
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON dict (raw samples rounded to the nanosecond)."""
-        return {
-            "config": self.config.to_json(),
-            "stats": self.stats.to_json(),
-            "stages": {k: v.to_json() for k, v in self.stages.items()},
-            "samples_ms": [round(float(x), 6) for x in self.samples_ms],
-            "ratio_to_reference": self.ratio_to_reference,
-            "accuracy": self.accuracy,
-            "accuracy_metric": self.accuracy_metric,
-            "cost": self.cost.to_json() if self.cost is not None else None,
-            "power": self.power,
-            "warnings": list(self.warnings),
-            "error": self.error,
-        }
+        data: dict[str, Any] = serialize.to_json(self)
+        data["samples_ms"] = [round(float(x), 6) for x in self.samples_ms]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchResult:
         """Rebuild from `to_json` output."""
-        return cls(
-            config=BenchConfig.from_json(data["config"]),
-            stats=LatencyStats.from_json(data["stats"]),
-            stages={k: LatencyStats.from_json(v) for k, v in data.get("stages", {}).items()},
-            samples_ms=[float(x) for x in data.get("samples_ms", [])],
-            ratio_to_reference=data.get("ratio_to_reference"),
-            accuracy=data.get("accuracy"),
-            accuracy_metric=str(data.get("accuracy_metric", "accuracy")),
-            cost=Cost.from_json(data["cost"]) if data.get("cost") else None,
-            power=data.get("power"),
-            warnings=[str(w) for w in data.get("warnings", [])],
-            error=None if data.get("error") is None else str(data["error"]),
-        )
+        return serialize.from_json(cls, data, where="result", error=MalformedReport)
 
 
 @dataclass
@@ -185,19 +151,15 @@ class BenchReport:
             )
 
     def to_json(self) -> dict[str, Any]:
-        """Plain-JSON dict."""
-        return {
-            "schema_version": self.schema_version,
-            "title": self.title,
-            "reference": self.reference,
-            "env": self.env,
-            "results": [r.to_json() for r in self.results],
-        }
+        """Plain-JSON dict: the header keys first, then env and results (raw samples rounded)."""
+        data: dict[str, Any] = serialize.to_json(self)
+        data["results"] = [r.to_json() for r in self.results]
+        return {k: data.pop(k) for k in _HEADER} | data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchReport:
         """Rebuild from `to_json` output, refusing schema versions this mmedge does not know."""
-        version = data.get("schema_version")
+        version = data.get("schema_version") if isinstance(data, dict) else None
         if not isinstance(version, int):
             raise InputError("not an mmedge bench report: it has no integer 'schema_version'")
         if version > BENCH_SCHEMA_VERSION:
@@ -205,13 +167,7 @@ class BenchReport:
                 f"bench report schema version {version} is newer than this mmedge understands "
                 f"({BENCH_SCHEMA_VERSION}): upgrade mmedge to read it"
             )
-        return cls(
-            env=dict(data.get("env", {})),
-            results=[BenchResult.from_json(r) for r in data.get("results", [])],
-            reference=data.get("reference"),
-            title=str(data.get("title", "mmedge bench")),
-            schema_version=version,
-        )
+        return serialize.from_json(cls, data, error=MalformedReport)
 
 
 def save_json(report: BenchReport, path: str | Path) -> Path:
@@ -234,7 +190,9 @@ def load_json(path: str | Path) -> BenchReport:
         raise InputError(f"cannot read bench report {source}: {exc}") from exc
     try:
         return BenchReport.from_json(data)
-    except (KeyError, TypeError, ValueError) as exc:
+    except MalformedReport as exc:
+        raise InputError(f"{source} is not a valid mmedge bench report: {exc}") from exc
+    except (KeyError, TypeError, ValueError) as exc:  # e.g. an unknown run mode
         raise InputError(f"{source} is not a valid mmedge bench report: {exc!r}") from exc
 
 

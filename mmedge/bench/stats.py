@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+
+from mmedge import serialize
+from mmedge.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -42,21 +45,12 @@ class LatencyStats:
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON dict of every field."""
-        return asdict(self)
+        return serialize.to_json(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LatencyStats:
-        """Rebuild from `to_json` output; unknown keys are ignored."""
-        known = {f.name for f in fields(cls)}
-        missing = known - set(data) - {"batch"}
-        if missing:
-            raise ValueError(f"LatencyStats JSON lacks {sorted(missing)}; got keys {sorted(data)}")
-        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
-        kwargs["count"] = int(kwargs["count"])
-        kwargs["batch"] = int(kwargs.get("batch", 1))
-        for name in known - {"count", "batch"}:
-            kwargs[name] = float(kwargs[name])
-        return cls(**kwargs)
+        """Rebuild from `to_json` output (`batch` defaults to 1); InputError naming the bad key."""
+        return serialize.from_json(cls, data, where="stats", error=InputError)
 
 
 def _as_ms(samples: Sequence[float] | np.ndarray, unit: Literal["ns", "ms"]) -> np.ndarray:

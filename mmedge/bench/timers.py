@@ -1,65 +1,23 @@
-"""Clocks for the harness: a CPU timer behind a tiny protocol, and per-stage time collection.
+"""Per-stage time collection for the harness, on the shared timers of `mmedge.runtime.timing`.
 
-A GPU timer (CUDA events) plugs in by implementing `Timer`: `start()` records the start,
-`stop()` returns the elapsed nanoseconds (synchronizing as it must).
+`Timer` and `CpuTimer` live in `mmedge.runtime.timing` (the runtime uses them too) and are
+re-exported here; a GPU timer (`mmedge.runtime.cuda.timer.CudaEventTimer`) implements the
+same `Timer` protocol.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol, runtime_checkable
 
 from mmedge.bench.stats import LatencyStats, summarize
+from mmedge.runtime.timing import CpuTimer, Timer
+
+__all__ = ["CpuTimer", "StageRecorder", "StageTimes", "Timer"]
 
 
-@runtime_checkable
-class Timer(Protocol):
-    """Anything that can time one interval: `start()`, then `stop()` returns elapsed ns."""
-
-    def start(self) -> None:
-        """Mark the start of the interval."""
-        ...
-
-    def stop(self) -> int:
-        """Mark the end of the interval and return its length in nanoseconds."""
-        ...
-
-
-class CpuTimer:
-    """Wall-clock timer on `time.perf_counter_ns` (monotonic, highest resolution available)."""
-
-    name = "cpu.perf_counter_ns"
-
-    def __init__(self) -> None:
-        self._t0: int | None = None
-        self.elapsed_ns: int | None = None
-
-    def start(self) -> None:
-        """Mark the start of the interval."""
-        self.elapsed_ns = None
-        self._t0 = time.perf_counter_ns()
-
-    def stop(self) -> int:
-        """Return nanoseconds since `start()`; raises RuntimeError if it was never started."""
-        t1 = time.perf_counter_ns()
-        if self._t0 is None:
-            raise RuntimeError("CpuTimer.stop() called before start()")
-        self.elapsed_ns = t1 - self._t0
-        self._t0 = None
-        return self.elapsed_ns
-
-    def __enter__(self) -> CpuTimer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class StageTimes:
+class StageRecorder:
     """Per-iteration stage durations (stage name -> ns), aggregated into per-stage LatencyStats.
 
     Usage: call `next_iteration()` once per pipeline call, then `record(stage, ns)` or
@@ -147,3 +105,6 @@ class StageTimes:
     def __len__(self) -> int:
         with self._lock:
             return len(self._iterations)
+
+
+StageTimes = StageRecorder  # the old name; not the TensorRT runner's per-call StageTimes dataclass

@@ -21,17 +21,23 @@ def inspect(
     bundle: Path = typer.Argument(..., help="Bundle directory."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show every artifact of a bundle (hashes are verified)."""
+    """Show every artifact of a bundle (hashes verified, graphs checked against bundle.json; non-zero if not)."""
     from mmedge.bundle import Bundle
+    from mmedge.errors import BundleError
     from mmedge.eval.inspect import inspect_bundle
 
     info = inspect_bundle(Bundle.load(bundle))
     if as_json:
         print_json(info)
-        return
-    console.print(summary_table(info))
-    if info.get("auto_precision"):
-        console.print("auto precision: " + ",".join(f"{c}={p}" for c, p in info["auto_precision"].items()))
+    else:
+        console.print(summary_table(info))
+        if info.get("auto_precision"):
+            console.print("auto precision: " + ",".join(f"{c}={p}" for c, p in info["auto_precision"].items()))
+        if info.get("unverified"):
+            console.print(f"unverified (schema_version {info['schema_version']}, no sha256 recorded): "
+                          f"{', '.join(info['unverified'])}; re-export the bundle to record them", highlight=False)
+    if info.get("problems"):
+        raise BundleError("inconsistent bundle: " + "; ".join(info["problems"]))
 
 
 def _dtypes(row: dict[str, Any]) -> str:

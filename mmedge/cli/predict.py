@@ -31,7 +31,7 @@ def predict(
     from mmedge.runtime.pipeline import Pipeline
 
     with Pipeline.from_bundle(bundle, backend=backend, precision=precision, threads=threads) as pipe:
-        result = pipe.predict(text=text, image=str(image) if image else None, audio=str(audio) if audio else None)
+        result = pipe.predict(text=text, image=image, audio=audio)  # blank text is absent; Paths are accepted
     if as_json:
         print_json(result.to_json())
         return

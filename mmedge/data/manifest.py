@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,16 @@ def _read_text(path: Path) -> str:
     if not path.is_file():
         raise ManifestError(f"manifest is not a file: {path}")
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        data = path.read_bytes()
     except OSError as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        utf16 = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise ManifestError(f"{path}:{line}: not UTF-8 text{utf16}: byte 0x{data[exc.start]:02x} at offset "
+                            f"{exc.start} ({exc.reason}); re-save the file as UTF-8") from exc
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[Row]:
@@ -217,6 +223,23 @@ def load_manifest(path: str | Path, labels: list[str] | None = None, *, split: s
     samples = [s for (lineno, _), s in zip(rows, samples, strict=True) if lineno in kept]
     log.debug("%s: %d samples, %d labels", path, len(samples), len(names))
     return Dataset(name=path.stem, labels=names, samples=samples)
+
+
+def check_trainable(dataset: Dataset, source: str) -> None:
+    """InputError unless the training data has >= 2 classes and some class with >= 2 samples."""
+    counts = Counter(s.label for s in dataset.samples)
+    names = [dataset.labels[i] if isinstance(i, int) and 0 <= i < len(dataset.labels) else str(i) for i in counts]
+    if len(counts) < 2:
+        found = f"only class '{names[0]}'" if names else "no samples"
+        raise InputError(f"{source}: the training data has {found}; a classifier needs samples of at least 2 "
+                         "classes")
+    if max(counts.values()) < 2:
+        raise InputError(f"{source}: every class has a single training sample ({len(counts)} classes, "
+                         f"{len(dataset)} samples); give at least 2 samples per class")
+    missing = [n for i, n in enumerate(dataset.labels) if i not in counts]
+    if missing:
+        log.warning("%s: classes with no training sample (the model cannot learn them): %s", source,
+                    ", ".join(missing))
 
 
 def resolve_dataset(

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from mmedge.data.audio import fit_audio, load_audio
-from mmedge.data.image import load_image, normalize_image
-from mmedge.data.sample import Sample
+from mmedge.data.audio import audio_waveform, fit_audio
+from mmedge.data.image import image_array, normalize_image
+from mmedge.data.sample import AudioInput, ImageInput, Sample
 from mmedge.data.tokenizer import TextTokenizer
-from mmedge.errors import InputError
 from mmedge.specs import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -61,22 +60,16 @@ class Preprocessor:
         ids, mask = self.tokenizer.encode(texts, pad_to=pad_to)
         return {"input_ids": ids, "attention_mask": mask}
 
-    def image(self, image: np.ndarray | str) -> np.ndarray:
-        """Decode (if a path), resize and normalize → float32 [C, H, W]."""
+    def image(self, image: ImageInput) -> np.ndarray:
+        """Decode (a str/Path/PIL image), scale to uint8, resize and normalize → float32 [C, H, W]."""
         s = self.spec.need_image()
-        arr = load_image(image) if isinstance(image, str) else image
-        return normalize_image(arr, s.size, s.channels, s.mean, s.std, s.resize)
+        return normalize_image(image_array(image), s.size, s.channels, s.mean, s.std, s.resize)
 
-    def audio(self, audio: np.ndarray | str, sample_rate: int | None) -> np.ndarray:
-        """Decode (if a path), mono, resample, pad/trim → float32 [samples]."""
+    def audio(self, audio: AudioInput, sample_rate: int | None) -> np.ndarray:
+        """Decode (a str/Path: only the clip's frames), trim, scale, mono, resample, pad → float32 [samples]."""
         s = self.spec.need_audio()
-        if isinstance(audio, str):
-            wave, sample_rate = load_audio(audio)
-        else:
-            wave = audio
-        if sample_rate is None:
-            raise InputError("audio given as an array needs its sample_rate")
-        return fit_audio(wave, sample_rate, s.sample_rate, s.clip_seconds)
+        wave, rate = audio_waveform(audio, sample_rate, s.clip_seconds)
+        return fit_audio(wave, rate, s.sample_rate, s.clip_seconds)
 
     def batch(self, samples: list[Sample], fixed_text_length: bool = False) -> Batch:
         """Preprocess samples; absent modalities get zero placeholders and present = 0."""
@@ -84,7 +77,7 @@ class Preprocessor:
         present = np.zeros((n, len(self.modalities)), dtype=np.float32)
         feeds: dict[str, dict[str, np.ndarray]] = {}
         for j, m in enumerate(self.modalities):
-            have = [i for i, s in enumerate(samples) if getattr(s, m) is not None]
+            have = [i for i, s in enumerate(samples) if s.present()[m]]
             present[have, j] = 1.0
             feeds[m] = self._modality_batch(m, samples, have, fixed_text_length)
         labels = None

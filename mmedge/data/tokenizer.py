@@ -74,6 +74,9 @@ class TextTokenizer:
 
     def encode(self, texts: list[str], pad_to: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Encode to (input_ids, attention_mask) int64 [B, L], L = longest (or `pad_to`)."""
+        for text in texts:
+            if not isinstance(text, str):
+                raise InputError(f"text must be a str, got {type(text).__name__}")
         encodings = self.tokenizer.encode_batch(texts)
         length = pad_to or max((len(e.ids) for e in encodings), default=1)
         ids = np.full((len(texts), length), self.pad_id, dtype=np.int64)

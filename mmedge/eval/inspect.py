@@ -8,20 +8,44 @@ from pathlib import Path
 from typing import Any
 
 from mmedge.bundle import Artifact, Bundle
+from mmedge.bundle_checks import io_problems
 from mmedge.errors import MissingDependencyError
 
 log = logging.getLogger(__name__)
 TOP_OPS = 6
 
 
-def graph_summary(path: Path) -> dict[str, Any]:
-    """Op counts, Q/DQ count and initializer dtype mix (count and bytes) of one ONNX file."""
+def _onnx() -> Any:
     try:
         import onnx
-        from onnx import TensorProto
     except ImportError as exc:
         raise MissingDependencyError("onnx", "mmedge inspect") from exc
-    model = onnx.load(str(path))
+    return onnx
+
+
+def graph_io(model: Any) -> tuple[list[tuple[str, str, list[int | str | None]]], ...]:
+    """(name, dtype, dims) of an ONNX model's real inputs (initializers excluded) and outputs."""
+    from onnx import helper
+
+    inits = {i.name for i in model.graph.initializer}
+
+    def describe(values: Any) -> list[tuple[str, str, list[int | str | None]]]:
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+            out.append((v.name, helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "?", dims))
+        return out
+
+    return describe(v for v in model.graph.input if v.name not in inits), describe(model.graph.output)
+
+
+def graph_summary(path: Path, model: Any = None) -> dict[str, Any]:
+    """Op counts, Q/DQ count and initializer dtype mix (count and bytes) of one ONNX file."""
+    onnx = _onnx()
+    from onnx import TensorProto
+
+    model = model if model is not None else onnx.load(str(path))
     ops = Counter(n.op_type for n in model.graph.node)
     dtypes: dict[str, dict[str, int]] = {}
     for init in model.graph.initializer:
@@ -44,8 +68,8 @@ def _typed_bytes(init: Any) -> int:
     return int(np.asarray(numpy_helper.to_array(init)).nbytes)
 
 
-def artifact_summary(bundle: Bundle, precision: str, art: Artifact) -> dict[str, Any]:
-    """One artifact's row: file facts, graph summary, parity figures, main settings."""
+def artifact_summary(bundle: Bundle, precision: str, art: Artifact, component: str | None = None) -> dict[str, Any]:
+    """One artifact's row: file facts, graph summary, I/O problems vs bundle.json, parity figures, main settings."""
     row: dict[str, Any] = {"precision": precision, "file": art.file, "bytes": art.bytes,
                            "sha256": art.sha256[:12], "parity": art.parity}
     settings = art.settings
@@ -55,21 +79,28 @@ def artifact_summary(bundle: Bundle, precision: str, art: Artifact) -> dict[str,
         row["target"] = settings["target"]
     if isinstance(settings.get("weight_rounding"), dict):
         row["weight_rounding"] = settings["weight_rounding"].get("method")
-    path = bundle.path(art.file)
-    if path.suffix == ".onnx" and path.is_file():
-        row.update(graph_summary(path))
+    name = component or next(n for n, c in bundle.components.items() if art in c.artifacts.values())
+    path = bundle.artifact_path(name, precision)  # confined and sha256-checked
+    if path.suffix == ".onnx":
+        model = _onnx().load(str(path))
+        row.update(graph_summary(path, model))
+        comp = bundle.components[name]
+        row["problems"] = io_problems(name, art.file, comp.inputs, comp.outputs, *graph_io(model))
     return row
 
 
 def inspect_bundle(bundle: Bundle | str | Path) -> dict[str, Any]:
-    """Per component, per precision: the artifact summaries (hashes verified on load)."""
+    """Per component, per precision: the artifact summaries; every recorded file hashed, every graph checked."""
     bundle = Bundle.coerce(bundle)
+    bundle.verify()
+    components: dict[str, dict[str, Any]] = {name: {"kind": comp.kind,
+                         "artifacts": [artifact_summary(bundle, p, a, name) for p, a in comp.artifacts.items()]}
+                  for name, comp in bundle.components.items()}
     return {
         "bundle": str(bundle.root), "name": bundle.name, "modalities": bundle.modalities,
-        "components": {name: {"kind": comp.kind,
-                              "artifacts": [artifact_summary(bundle, p, a) for p, a in
-                                            comp.artifacts.items()]}
-                       for name, comp in bundle.components.items()},
+        "schema_version": bundle.schema_version, "components": components,
         "engines": sorted(bundle.engines),
         "auto_precision": bundle.provenance.get("auto_precision", {}).get("choice"),
+        "unverified": list(bundle.unhashed),
+        "problems": [p for comp in components.values() for row in comp["artifacts"] for p in row.get("problems", [])],
     }

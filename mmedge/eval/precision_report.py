@@ -44,6 +44,7 @@ class ComponentOutputs:
                  chunk: int = EVAL_BATCH) -> None:
         self.bundle, self.threads = bundle, threads
         self.modalities = list(bundle.modalities)
+        bundle.verify_preprocessing()  # the tokenizer: confined and sha256-checked before it is opened
         pre = Preprocessor(self.modalities, bundle.preprocessing, root=bundle.root)
         samples = [s for s in dataset.samples if any(s.present().get(m) for m in self.modalities)]
         if not samples:

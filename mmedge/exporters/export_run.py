@@ -13,6 +13,7 @@ import torch
 
 from mmedge import __version__
 from mmedge.bundle import TORCH_DIR, Bundle, Component, batch_range
+from mmedge.bundle_checks import confine
 from mmedge.data.manifest import resolve_dataset
 from mmedge.data.preprocess import Preprocessor
 from mmedge.errors import ExportError
@@ -79,7 +80,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, data: str | None = None
         bundle.add_artifact(name, "fp32", f"{name}.onnx", parity=diff, settings={"opset": OPSET})
         if name != HEAD:
             head_feed[embedding_name(name)] = expected
-    copy_side_files(run, out)
+    for relative in copy_side_files(run, out):
+        bundle.add_file(relative)  # every file a runtime reads has its sha256 in bundle.json
     bundle.save()
     return bundle
 
@@ -98,17 +100,21 @@ def check_parity(path: Path, inputs: list[TensorSpec], outputs: list[TensorSpec]
     return {**result.to_json(), "samples": len(got), "reference": "torch fp32"}
 
 
-def copy_side_files(run: LoadedRun, out: Path) -> None:
-    """Tokenizer and the torch reference (weights + run.json) into the bundle, atomically."""
-    files = [(run.root / CHECKPOINT, out / TORCH_DIR / CHECKPOINT), (run.root / RUN_META, out / TORCH_DIR / RUN_META)]
+def copy_side_files(run: LoadedRun, out: Path) -> list[str]:
+    """Tokenizer and the torch reference (weights + run.json) into the bundle, atomically; their bundle paths."""
+    files = [f"{TORCH_DIR}/{CHECKPOINT}", f"{TORCH_DIR}/{RUN_META}"]
+    sources = [run.root / CHECKPOINT, run.root / RUN_META]
     if run.preprocessing.text is not None:
         tok = run.preprocessing.text.tokenizer
-        files.append((run.root / tok, out / tok))
-    for src, dst in files:
+        files.append(tok)
+        sources.append(run.root / tok)
+    for src, relative in zip(sources, files, strict=True):
+        confine(out, relative, relative)  # a run's tokenizer path never writes outside the bundle
         if not src.is_file():
             raise ExportError(f"run file missing: {src}")
-        with atomic_path(dst) as tmp:
+        with atomic_path(out / relative) as tmp:
             shutil.copyfile(src, tmp)
+    return files
 
 
 def provenance(run: LoadedRun) -> dict[str, Any]:

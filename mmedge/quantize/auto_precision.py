@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mmedge.bench.stats import summarize
 from mmedge.bundle import Bundle
 from mmedge.data.manifest import resolve_dataset
 from mmedge.data.sample import Dataset
@@ -30,6 +30,7 @@ from mmedge.errors import InputError
 from mmedge.eval.evaluate import align_labels
 from mmedge.eval.precision_report import ComponentOutputs, precision_label
 from mmedge.quantize.calibration import data_spec
+from mmedge.runtime.timing import CpuTimer
 from mmedge.specs import HEAD, embedding_name
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,17 @@ def pick(latency: dict[str, dict[str, float]], score: Callable[[Combo], tuple[fl
 
 
 def p50_ms(run: Callable[[], object], warmup: int = 5, repeat: int = 50) -> float:
-    """Median wall time of `run()` in milliseconds, warm-up excluded."""
+    """Median wall time of `run()` in milliseconds (shared CpuTimer + bench statistics), warm-up excluded."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
     for _ in range(warmup):
         run()
-    times = []
+    timer, times = CpuTimer(), []
     for _ in range(repeat):
-        start = time.perf_counter_ns()
+        timer.start()
         run()
-        times.append(time.perf_counter_ns() - start)
-    return float(np.median(times)) / 1e6
+        times.append(timer.stop())
+    return summarize(times).p50_ms
 
 
 def single_feeds(outputs: ComponentOutputs) -> dict[str, dict[str, np.ndarray]]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from mmedge.bundle import Bundle
 from mmedge.data.preprocess import Batch, Preprocessor, select_rows
-from mmedge.data.sample import Sample
+from mmedge.data.sample import AudioInput, ImageInput, Sample
 from mmedge.errors import BackendError, InputError
 from mmedge.precision import Precision, PrecisionLike
 from mmedge.runtime.backends import backend_info
@@ -70,6 +70,7 @@ class Pipeline:
         self.bundle = bundle
         self.runners = runners
         self.modalities = list(bundle.modalities)
+        bundle.verify_preprocessing()  # the tokenizer: confined and sha256-checked before it is opened
         self.preprocessor = Preprocessor(self.modalities, bundle.preprocessing, root=bundle.root)
         self.concurrent = concurrent
         for runner in runners.values():
@@ -91,16 +92,19 @@ class Pipeline:
         info = backend_info(backend)
         opts = RunnerOptions.make(options, threads=threads, **settings)
         runners: dict[str, Runner] = {}
+        executor: Executor | None = None
         try:
             for comp, key in resolve_precisions(loaded, precision, backend).items():
                 runners[comp] = info.make_runner(loaded, comp, key, opts)
                 runners[comp].activate()
             executor = info.make_executor(runners, list(loaded.modalities), opts)
-        except BaseException:
+            return cls(loaded, runners, concurrent, executor)
+        except BaseException:  # nothing half-built stays active
+            if executor is not None:
+                executor.close()
             for r in runners.values():
                 r.deactivate()
             raise
-        return cls(loaded, runners, concurrent, executor)
 
     def __enter__(self) -> Pipeline:
         return self
@@ -205,9 +209,22 @@ class Pipeline:
         timings["total"] = time.perf_counter_ns() - start
         return BatchOutput(logits, probs, timings)
 
-    def predict(self, text: str | None = None, image: str | np.ndarray | None = None,
-                audio: str | np.ndarray | None = None, sample_rate: int | None = None) -> Prediction:
-        """Classify one sample given any subset of text, image (path/array), audio (path/array)."""
+    def predict(self, text: str | None = None, image: ImageInput | None = None,
+                audio: AudioInput | None = None, sample_rate: int | None = None) -> Prediction:
+        """Classify one sample given any subset of text, image and audio.
+
+        text: a str; None or blank/whitespace-only means absent.
+        image: a file path (str or pathlib.Path), a PIL.Image.Image, or a numpy array HxW / HxWx1 / HxWx3 /
+            HxWx4 scaled by its dtype: uint8 as is, uint16 / 257, bool as 0/255, float in [0, 1] x 255 (a float
+            outside [0, 1], NaN or another dtype is an InputError). Files and PIL images are turned upright
+            by their EXIF orientation; 16-bit files are scaled like uint16. Files over 50 MP (or
+            $MMEDGE_MAX_IMAGE_PIXELS) or 100 MiB ($MMEDGE_MAX_IMAGE_BYTES) are refused before decoding.
+        audio: a file path (str or pathlib.Path; only the clip's first seconds are read), or a numpy array
+            [samples] or [samples, channels] at `sample_rate` Hz (1 kHz..384 kHz): float taken as is (must be
+            finite), int8 / 128, int16 / 32768, int32 / 2**31, uint8 (x - 128) / 128; other dtypes are an
+            InputError. Channels are averaged, the clip is trimmed, then resampled and zero-padded.
+        Any other type is an InputError naming the accepted ones.
+        """
         sample = Sample(label=None, text=text, image=image, audio=audio, sample_rate=sample_rate)
         out = self.predict_batch([sample])
         probs = out.probabilities[0]

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from mmedge.config import ModelConfig, RunConfig
-from mmedge.data.manifest import resolve_dataset
+from mmedge.data.manifest import check_trainable, resolve_dataset
 from mmedge.data.preprocess import Preprocessor
 from mmedge.data.sample import Dataset
 from mmedge.data.tokenizer import train_wordpiece
@@ -65,8 +65,10 @@ def prepare_tokenizer(cfg: RunConfig, train: Dataset, out_dir: Path) -> int:
 
 
 def load_splits(cfg: RunConfig) -> dict[str, Dataset]:
-    """train/val/test datasets of the configured data source."""
-    return {split: resolve_dataset(cfg.data, split, limit=cfg.limit) for split in ("train", "val", "test")}
+    """train/val/test datasets of the configured data; InputError if the train split cannot train a classifier."""
+    splits = {split: resolve_dataset(cfg.data, split, limit=cfg.limit) for split in ("train", "val", "test")}
+    check_trainable(splits["train"], str(cfg.data))
+    return splits
 
 
 def embedding_store(spec: Preprocessing, cache_dir: str | Path | None) -> EmbeddingStore | None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from mmedge.bench.costmodel import Cost, count_cost, node_macs
 from mmedge.errors import InputError
-
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 FLOAT = TensorProto.FLOAT
 
@@ -221,6 +220,10 @@ def test_cost_json_and_sum() -> None:
     a = Cost(params=10, macs=100, by_op={"Conv": 100}, uncounted={"Einsum": 1}, input_shapes={"x": [1]})
     b = Cost(params=5, macs=50, by_op={"Conv": 20, "MatMul": 30}, quantized_macs=50)
     assert Cost.from_json(a.to_json()) == a
+    assert list(a.to_json()) == ["params", "macs", "by_op", "quantized_macs", "uncounted", "input_shapes"]
+    assert Cost.from_json({"params": 1, "macs": 2, "by_op": {}}) == Cost(1, 2, {})  # optional keys default
+    with pytest.raises(InputError, match=r"cost\.by_op\.Conv: expected int"):
+        Cost.from_json({**a.to_json(), "by_op": {"Conv": "many"}})
     total = a + b
     assert total.params == 15 and total.macs == 150 and total.quantized_macs == 50
     assert total.by_op == {"Conv": 120, "MatMul": 30} and total.uncounted == {"Einsum": 1}
@@ -253,7 +256,7 @@ def test_runtime_fallback_resolves_shapes_inference_cannot(tmp_path: Path) -> No
 
 @pytest.mark.filterwarnings("ignore")
 def test_torchscript_export_of_a_small_attention_model(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
 
     class Tiny(torch.nn.Module):
         def __init__(self) -> None:

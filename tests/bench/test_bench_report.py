@@ -118,6 +118,50 @@ def test_load_json_errors(tmp_path: Path) -> None:
         load_json(bad)
 
 
+COMMITTED = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "results").glob("*/results.json"))
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=[p.parent.name for p in COMMITTED])
+def test_committed_results_load_and_rewrite_byte_for_byte(path: Path, tmp_path: Path) -> None:
+    report = load_json(path)
+    assert report.results and all(r.config.backend for r in report.results)
+    assert save_json(report, tmp_path / "again.json").read_bytes() == path.read_bytes()
+
+
+def test_json_key_order_and_object_round_trip(report: BenchReport) -> None:
+    data = json.loads(json.dumps(report.to_json()))
+    assert list(data) == ["schema_version", "title", "reference", "env", "results"]
+    assert list(data["results"][0]) == [
+        "config", "stats", "stages", "samples_ms", "ratio_to_reference", "accuracy", "accuracy_metric",
+        "cost", "power", "warnings", "error",
+    ]  # fmt: skip
+    assert list(data["results"][0]["config"]) == [
+        "backend", "precision", "batch", "modalities", "threads", "mode", "label", "extra"
+    ]
+    for result in report.results:  # samples are written rounded to the nanosecond
+        result.samples_ms = [round(x, 6) for x in result.samples_ms]
+    assert BenchReport.from_json(data) == report
+    assert BenchResult.from_json(data["results"][0]) == report.results[0]
+    assert BenchConfig.from_json(data["results"][0]["config"]).modalities == ("image", "text")
+
+
+def test_malformed_report_names_the_key(report: BenchReport, tmp_path: Path) -> None:
+    data = report.to_json()
+    data["results"][1]["stats"]["count"] = "many"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"bad\.json is not a valid .*results\[1\]\.stats\.count: expected int"):
+        load_json(bad)
+    data = report.to_json()
+    data["results"][0]["config"]["mode"] = "parallel"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"not a valid .*mode must be one of"):
+        load_json(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(InputError, match="not an mmedge bench report"):
+        load_json(bad)
+
+
 def test_markdown_has_every_row(report: BenchReport) -> None:
     md = to_markdown(report)
     assert md.startswith("# mmedge bench")

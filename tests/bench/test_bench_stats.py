@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmedge.bench.stats import LatencyStats, instability_warning, is_unstable, summarize
+from mmedge.errors import InputError
 
 KNOWN_MS = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 100.0]
 
@@ -78,8 +79,17 @@ def test_json_round_trip() -> None:
     stats = summarize([1.5, 2.5, 3.5], batch=4, unit="ms")
     again = LatencyStats.from_json(stats.to_json())
     assert again == stats
-    with pytest.raises(ValueError, match="lacks"):
+    assert list(stats.to_json()) == [
+        "count", "min_ms", "mean_ms", "std_ms", "cov", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
+        "throughput", "batch",
+    ]  # fmt: skip
+    old = stats.to_json()
+    del old["batch"]  # reports before the field existed
+    assert LatencyStats.from_json(old).batch == 1
+    with pytest.raises(InputError, match=r"stats\.min_ms: required key is missing"):
         LatencyStats.from_json({"count": 1})
+    with pytest.raises(InputError, match=r"stats\.count: expected int"):
+        LatencyStats.from_json({**stats.to_json(), "count": "3"})
 
 
 @settings(max_examples=200, deadline=None)

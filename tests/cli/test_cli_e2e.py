@@ -168,3 +168,34 @@ def test_workflow_ensure_bundle_errors(tmp_path: Path):
         ensure_bundle(tmp_path / "b", None, "b")
     with pytest.raises(InputError, match=r"unknown key\(s\) epoch"):
         ensure_bundle(tmp_path / "b", {"epoch": 1}, "b")
+
+
+# ---- inputs that are never silently wrong ------------------------------------------------------
+def test_predict_blank_text_is_absent(tiny_bundle_pristine: Path, files):
+    assert_one_line_error(invoke("predict", tiny_bundle_pristine, "--text", ""), "all modalities are absent")
+    result = invoke("predict", tiny_bundle_pristine, "--text", "   ", "--image", files["png"], "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["present"] == ["image"]
+
+
+def test_predict_refuses_bombs_and_bad_headers(tiny_bundle_pristine: Path, tmp_path: Path):
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")
+    assert_one_line_error(invoke("predict", tiny_bundle_pristine, "--image", tmp_path / "bomb.png"),
+                          "image too large")
+    sf.write(tmp_path / "low.wav", np.zeros(300, dtype=np.int16), 8000, subtype="PCM_16")
+    raw = bytearray((tmp_path / "low.wav").read_bytes())
+    raw[24:28] = (1).to_bytes(4, "little")  # the header now claims a 1 Hz sample rate
+    (tmp_path / "low.wav").write_bytes(bytes(raw))
+    assert_one_line_error(invoke("predict", tiny_bundle_pristine, "--audio", tmp_path / "low.wav"),
+                          "sample rate 1 Hz is outside")
+
+
+def test_train_refuses_bad_manifests(tmp_path: Path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text,label\nok,a\nna\xefve,b\n".encode("latin-1"))
+    assert_one_line_error(invoke("train", "--data", latin, "--out", tmp_path / "run"), "latin.csv:3: not UTF-8")
+    one = tmp_path / "one.jsonl"
+    one.write_text("".join(json.dumps({"text": f"row {i}", "label": "only"}) + "\n" for i in range(20)))
+    assert_one_line_error(invoke("train", "--data", one, "--modalities", "text", "--out", tmp_path / "run"),
+                          "only class 'only'")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from mmedge.data.manifest import load_manifest, resolve_dataset
+from mmedge.data.manifest import check_trainable, load_manifest, resolve_dataset
+from mmedge.data.sample import Dataset, Sample
 from mmedge.errors import InputError, ManifestError
 
 
@@ -276,3 +277,53 @@ def test_resolve_digits():
 def test_resolve_unknown_spec(tmp_path: Path):
     with pytest.raises(InputError, match="neither the built-in 'digits' nor an existing manifest"):
         resolve_dataset(str(tmp_path / "nope.jsonl"), "train", seed=0)
+
+
+# ---- text encodings, blank and non-string text, data a classifier cannot learn from -------------------
+def test_latin1_csv_names_the_file_and_line(tmp_path: Path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text,label\nok,a\ncafé crème,b\n".encode("latin-1"))
+    message = error_of(path)
+    assert f"{path}:3: not UTF-8 text" in message and "0xe9" in message and "re-save the file as UTF-8" in message
+
+
+def test_utf16_manifest_is_named_as_such(tmp_path: Path):
+    path = tmp_path / "m.csv"
+    path.write_bytes("text,label\nx,a\n".encode("utf-16"))
+    assert f"{path}:1: not UTF-8 text (it looks like UTF-16)" in error_of(path)
+
+
+def _dataset(labels: list[str], counts: list[int]) -> Dataset:
+    samples = [Sample(label=i, text=f"t{i}") for i, n in enumerate(counts) for _ in range(n)]
+    return Dataset("d", labels, samples)
+
+
+@pytest.mark.parametrize(("labels", "counts", "words"), [
+    (["cat"], [12], "the training data has only class 'cat'; a classifier needs samples of at least 2 classes"),
+    (["cat", "dog"], [12, 0], "only class 'cat'"),
+    (["a", "b", "c"], [1, 1, 1], "every class has a single training sample (3 classes, 3 samples)"),
+    (["a", "b"], [0, 0], "no samples"),
+])  # fmt: skip
+def test_untrainable_data_is_refused(labels: list[str], counts: list[int], words: str):
+    with pytest.raises(InputError) as info:
+        check_trainable(_dataset(labels, counts), "m.jsonl")
+    assert type(info.value) is InputError and words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_trainable_data_passes_and_warns_about_unseen_classes(caplog):
+    check_trainable(_dataset(["a", "b"], [2, 1]), "m.jsonl")
+    with caplog.at_level(logging.WARNING):
+        check_trainable(_dataset(["a", "b", "c"], [2, 1, 0]), "m.jsonl")
+    assert "classes with no training sample" in caplog.text and "c" in caplog.text
+
+
+def test_training_refuses_a_one_class_manifest_before_training(tmp_path: Path, monkeypatch):
+    from mmedge.models.presets import preset_config
+    from mmedge.train import run
+
+    path = write_jsonl(tmp_path / "one.jsonl", [{"text": f"row {i}", "label": "only"} for i in range(20)])
+    cfg = preset_config("tiny")
+    cfg.data, cfg.model.modalities = str(path), ["text"]
+    monkeypatch.setattr(run, "prepare_tokenizer", lambda *a: pytest.fail("training started"))
+    with pytest.raises(InputError, match="only class 'only'"):
+        run.train_run(cfg, tmp_path / "run")

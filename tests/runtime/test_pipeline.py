@@ -122,3 +122,70 @@ def test_all_modalities_absent(pipe: Pipeline):
 def test_bad_inputs(pipe: Pipeline, kwargs, message: str):
     with pytest.raises(InputError, match=message):
         pipe.predict(**kwargs)
+
+
+# ---- every accepted input type, and the ones that are not ------------------------------------------
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Sample, Path, Path]:
+    """A digit sample and its image/audio written as a real PNG and WAV."""
+    import soundfile as sf
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("inputs")
+    s = load_digits("test", limit=1).samples[0]
+    Image.fromarray(s.image).save(root / "x.png")
+    sf.write(root / "x.wav", s.audio, 8000, subtype="FLOAT")
+    return s, root / "x.png", root / "x.wav"
+
+
+def test_path_str_pil_and_array_give_the_same_prediction(pipe: Pipeline, digit_files):
+    from PIL import Image
+
+    s, png, wav = digit_files
+    expected = pipe.predict(image=s.image, audio=s.audio, sample_rate=8000).probabilities
+    with Image.open(png) as pil:
+        for image, audio in ((png, wav), (str(png), str(wav)), (pil, wav)):
+            got = pipe.predict(image=image, audio=audio)
+            assert got.present == ["image", "audio"]
+            assert got.probabilities == pytest.approx(expected, abs=1e-6)
+
+
+def test_arrays_are_scaled_by_dtype(pipe: Pipeline):
+    s = load_digits("test", limit=1).samples[0]
+    pcm = np.round(np.clip(s.audio, -1, 1) * 32767).astype(np.int16)
+    as_float = pipe.predict(audio=pcm.astype(np.float32) / 32768, sample_rate=8000).probabilities
+    assert pipe.predict(audio=pcm, sample_rate=8000).probabilities == pytest.approx(as_float, abs=1e-6)
+    wide = s.image.astype(np.uint16) * 257
+    from_uint8 = pipe.predict(image=s.image).probabilities
+    assert pipe.predict(image=wide).probabilities == pytest.approx(from_uint8, abs=1e-6)
+    assert pipe.predict(image=s.image / 255.0).probabilities == pytest.approx(from_uint8, abs=1e-6)
+
+
+def test_blank_text_is_absent(pipe: Pipeline):
+    s = load_digits("test", limit=1).samples[0]
+    assert pipe.predict(text="   ", image=s.image).present == ["image"]
+    with pytest.raises(InputError, match="all modalities are absent"):
+        pipe.predict(text=" \t ")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"image": 3}, r"image must be a file path \(str or pathlib.Path\), a PIL.Image.Image or a numpy array"),
+    ({"audio": [0.0, 0.1]}, r"audio must be a file path \(str or pathlib.Path\) or a numpy array"),
+    ({"text": b"an odd number"}, "text must be a str or None, got bytes"),
+    ({"image": np.full((8, 8), 2.0)}, r"float pixels must be in \[0, 1\]"),
+    ({"audio": np.zeros(800, dtype=np.int64), "sample_rate": 8000}, "unsupported dtype int64"),
+    ({"audio": np.zeros(800, dtype=np.float32), "sample_rate": 1}, "sample rate 1 Hz"),
+])  # fmt: skip
+def test_unaccepted_inputs_are_one_line_input_errors(pipe: Pipeline, kwargs, message: str):
+    with pytest.raises(InputError, match=message) as info:
+        pipe.predict(**kwargs)
+    assert type(info.value) is InputError and "\n" not in str(info.value)
+
+
+def test_huge_image_file_is_refused(pipe: Pipeline, tmp_path: Path):
+    from PIL import Image
+
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")
+    with pytest.raises(InputError, match="image too large") as info:
+        pipe.predict(image=tmp_path / "bomb.png")
+    assert type(info.value) is InputError

@@ -16,7 +16,8 @@ def make_runner(bundle: Bundle, component: str, precision: str, options: RunnerO
     """Inactive runner of `component`'s `precision` artifact (uses `threads`)."""
     options.section("onnxruntime", NoOptions, uses=("threads",))
     comp = bundle.components[component]
-    return OrtRunner(bundle.artifact_path(component, precision), comp.inputs, comp.outputs, options.threads)
+    path = bundle.artifact_path(component, precision)  # confined and sha256-checked once per Bundle
+    return OrtRunner(path, comp.inputs, comp.outputs, options.threads, component=component)
 
 
 BACKEND = Backend("onnxruntime", make_runner)

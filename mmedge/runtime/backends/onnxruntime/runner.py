@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mmedge.bundle_checks import io_problems, raise_io_problems
 from mmedge.errors import BackendError, MissingDependencyError
 from mmedge.runtime.runner import Runner
 from mmedge.specs import TensorSpec
@@ -29,13 +30,31 @@ def session_options(threads: int | None) -> Any:
     return opts
 
 
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(bfloat16)": "bfloat16", "tensor(int64)": "int64", "tensor(int32)": "int32",
+              "tensor(int16)": "int16", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+
+def session_io(args: Any) -> list[tuple[str, str, list[int | str | None]]]:
+    """(name, dtype, dims) of ONNX Runtime NodeArgs (session.get_inputs() / get_outputs())."""
+    return [(a.name, ORT_DTYPES.get(a.type, a.type), list(a.shape)) for a in args]
+
+
+def check_session_io(session: Any, component: str, graph: str, inputs: list[TensorSpec],
+                     outputs: list[TensorSpec]) -> None:
+    """BundleError naming component, tensor, expected vs actual when a session's I/O differs from the specs."""
+    raise_io_problems(io_problems(component, graph, inputs, outputs, session_io(session.get_inputs()),
+                                  session_io(session.get_outputs())))
+
+
 class OrtRunner(Runner):
     """One InferenceSession for one ONNX file; created on activate()."""
 
     def __init__(self, path: str | Path, inputs: list[TensorSpec], outputs: list[TensorSpec],
-                 threads: int | None = None, providers: list[str] | None = None) -> None:
+                 threads: int | None = None, providers: list[str] | None = None, component: str | None = None) -> None:
         super().__init__(f"onnxruntime:{Path(path).name}", inputs, outputs)
         self.path = Path(path)
+        self.component = component or self.path.name.split(".")[0]
         self.threads = threads
         self.providers = providers or ["CPUExecutionProvider"]
         self.session: Any = None
@@ -55,6 +74,11 @@ class OrtRunner(Runner):
                                                 providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BackendError(f"ONNX Runtime cannot load {self.path}: {exc}") from exc
+        try:
+            check_session_io(self.session, self.component, self.path.name, self.inputs, self.outputs)
+        except BaseException:
+            self.session = None
+            raise
 
     def _deactivate(self) -> None:
         self.session = None

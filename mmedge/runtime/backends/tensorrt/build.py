@@ -15,24 +15,23 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmedge.bundle import Bundle
+from mmedge import serialize
+from mmedge.bundle import ENGINE_DIR, Bundle
 from mmedge.errors import BundleError, EngineError, InputError
 from mmedge.io import sha256_file, write_bytes
+from mmedge.precision import TRT_INT8, artifact_key
 from mmedge.runtime.backends.tensorrt.cache import (
-    ENGINE_DIR,
     HARDWARE_COMPAT,
-    TRT_INT8,
     BuildFlags,
     EngineSidecar,
     Profile,
     engine_key,
     engine_key_fields,
-    engine_precision,
     engine_stem,
     record_engine,
 )
@@ -110,10 +109,7 @@ class BuildResult:
 
     def to_json(self) -> dict[str, Any]:
         """JSON for `mmedge build --json`."""
-        data = asdict(self)
-        for name in ("plan", "sidecar", "builder_log"):
-            data[name] = None if data[name] is None else str(data[name])
-        return data
+        return serialize.to_json(self)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -188,7 +184,7 @@ def build_bundle(
     engines be resolved without TensorRT, which tests use.
     """
     options.validate()
-    options = dataclasses.replace(options, precision=engine_precision(options.precision))
+    options = dataclasses.replace(options, precision=artifact_key(options.precision, "tensorrt"))
     bundle = Bundle.load(bundle_dir)
     names, skipped = select_components(bundle, options.precision, options.components)
     inputs = [spec for n in names for spec in bundle.components[n].inputs]

@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmedge import serialize
 from mmedge.errors import EngineError
 from mmedge.io import write_json
+from mmedge.precision import artifact_key
 from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, short_version, version_tuple
 
 if TYPE_CHECKING:
     from mmedge.bundle import Bundle
 
 KEY_SCHEMA = 2  # 2: + SM count, memory, board model, DLA cores, TensorRT CUDA major; - binding runtime
-ENGINE_DIR = "engines"
 HARDWARE_COMPAT = ("none", "ampere+", "same-cc")
-TRT_INT8 = "int8-trt"  # the QDQ flavour made for TensorRT (mmedge quantize --target tensorrt)
 Shape = tuple[int, ...]
 Profile = tuple[Shape, Shape, Shape]  # (min, opt, max)
 
@@ -49,15 +49,8 @@ class BuildFlags:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BuildFlags:
-        """Parse from a sidecar's key fields."""
-        return cls(
-            workspace_gib=float(data.get("workspace_gib", 4.0)),
-            dla_core=data.get("dla_core"),
-            gpu_fallback=bool(data.get("gpu_fallback", False)),
-            version_compatible=bool(data.get("version_compatible", False)),
-            hardware_compat=str(data.get("hardware_compat", "none")),
-            strongly_typed=bool(data.get("strongly_typed", True)),
-        )
+        """Parse from a sidecar's key fields (missing ones take their defaults; EngineError if malformed)."""
+        return serialize.from_json(cls, data, where="flags", error=EngineError)
 
 
 def profiles_to_json(profiles: dict[str, Profile]) -> dict[str, dict[str, list[int]]]:
@@ -66,11 +59,6 @@ def profiles_to_json(profiles: dict[str, Profile]) -> dict[str, dict[str, list[i
         name: {"min": list(p[0]), "opt": list(p[1]), "max": list(p[2])}
         for name, p in sorted(profiles.items())
     }
-
-
-def engine_precision(precision: str) -> str:
-    """The bundle precision TensorRT builds from: "int8" means the TensorRT-flavoured QDQ ("int8-trt")."""
-    return TRT_INT8 if precision == "int8" else precision
 
 
 def engine_key_fields(
@@ -90,7 +78,7 @@ def engine_key_fields(
         "precision": precision,
         "onnx_sha256": onnx_sha256,
         "profiles": profiles_to_json(profiles),
-        "flags": asdict(flags),
+        "flags": serialize.to_json(flags),
     }
 
 
@@ -142,23 +130,19 @@ class EngineSidecar:
 
     def to_json(self) -> dict[str, Any]:
         """Serialize the sidecar."""
-        return asdict(self)
+        return serialize.to_json(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EngineSidecar:
-        """Parse a sidecar (KeyError/TypeError on malformed input)."""
-        return cls(
-            key=str(data["key"]),
-            fields=dict(data["fields"]),
-            plan=str(data["plan"]),
-            plan_sha256=str(data["plan_sha256"]),
-            plan_bytes=int(data["plan_bytes"]),
-            built_at=str(data["built_at"]),
-            build_seconds=float(data["build_seconds"]),
-            builder_log=data.get("builder_log"),
-            io=list(data.get("io", [])),
-            schema=int(data.get("schema", 1)),  # sidecars before the field existed are schema 1
-        )
+        """Parse a sidecar, its environment and flags included (EngineError naming the key if malformed)."""
+        if isinstance(data, dict) and "schema" not in data:
+            data = {**data, "schema": 1}  # sidecars before the field existed are schema 1
+        sidecar = serialize.from_json(cls, data, error=EngineError)
+        missing = sorted({"component", "precision", "environment"} - set(sidecar.fields))
+        if missing:
+            raise EngineError(f"fields: required key(s) {missing} missing")
+        _ = sidecar.environment, sidecar.flags  # malformed ones fail here, not at load time
+        return sidecar
 
     def write(self, path: Path) -> None:
         """Write atomically."""
@@ -173,7 +157,7 @@ class EngineSidecar:
             raise EngineError(
                 f"engine sidecar missing: {path}; rebuild the engine with mmedge build"
             ) from exc
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, EngineError) as exc:
             raise EngineError(
                 f"engine sidecar {path} is unreadable ({type(exc).__name__}: {exc}); "
                 "rebuild the engine with mmedge build"
@@ -301,7 +285,7 @@ def select_engine(bundle: Bundle, component: str, precision: str, env: TrtEnviro
     EngineError when there is none: no engine built yet, or only engines for another
     TensorRT/GPU (then the message says which, and the rebuild command).
     """
-    precision = engine_precision(precision)
+    precision = artifact_key(precision, "tensorrt")
     records: dict[str, Any] = bundle.engines.get(component, {}).get(precision, {})
     if not records:
         raise EngineError(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmedge.errors import InputError, MissingDependencyError
+from mmedge import serialize
+from mmedge.errors import EngineError, InputError, MissingDependencyError
 
 if TYPE_CHECKING:
     from mmedge.runtime.cuda.select import CudaApi
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 NV_TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")  # "NVIDIA Jetson AGX Orin Developer Kit"
 _TRT_DIST = re.compile(r"^tensorrt[-_]cu(\d+)(?:[-_](?:bindings|libs))?$", re.IGNORECASE)
+RETIRED_KEYS = ("cuda_runtime",)  # schema-1 sidecars: the binding's CUDA runtime (never part of an engine)
 TRT_INSTALL_HINT = (
     "tensorrt (on Jetson, use JetPack's TensorRT python bindings instead: "
     "sudo apt install python3-libnvinfer)"
@@ -59,28 +61,18 @@ class TrtEnvironment:
         return "sm_" + self.compute_capability.replace(".", "")
 
     def to_json(self) -> dict[str, Any]:
-        """Serialize for sidecars and cache keys."""
-        return asdict(self)
+        """Serialize for sidecars and cache keys (every field, None included)."""
+        return serialize.to_json(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrtEnvironment:
-        """Parse the environment fields out of a sidecar/key dict."""
-        def opt_int(name: str) -> int | None:
-            value = data.get(name)
-            return None if value is None else int(value)
+        """Parse the environment of a sidecar/key dict (EngineError if malformed).
 
-        return cls(
-            tensorrt=str(data["tensorrt"]),
-            gpu=str(data["gpu"]),
-            compute_capability=str(data["compute_capability"]),
-            cuda_driver=str(data["cuda_driver"]),
-            l4t=data.get("l4t"),
-            sm_count=opt_int("sm_count"),
-            memory_mib=opt_int("memory_mib"),
-            board=data.get("board"),
-            dla_cores=opt_int("dla_cores"),
-            tensorrt_cuda=data.get("tensorrt_cuda"),
-        )
+        Fields newer than the sidecar read as None; retired keys of older sidecars are dropped.
+        """
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in RETIRED_KEYS}
+        return serialize.from_json(cls, data, where="environment", error=EngineError)
 
 
 def require_tensorrt() -> str:

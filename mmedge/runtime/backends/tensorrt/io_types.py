@@ -9,10 +9,13 @@ import numpy as np
 
 from mmedge.errors import BackendError
 from mmedge.runtime.cuda.contract import CudaApi
+from mmedge.runtime.cuda.timer import CudaEventTimer
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
+# The runner's per-call timing marks, in stream order: H2D start, after H2D, after compute, after D2H.
+TIMING_MARKS = ("start", "h2d_done", "compute_done", "end")
 
 @dataclass(frozen=True)
 class DeviceTensor:
@@ -37,6 +40,17 @@ class StageTimes:
     d2h_ms: float
     gpu_ms: float  # first H2D start to last D2H end
     enqueue_ms: float  # host time spent issuing the work
+
+    @classmethod
+    def from_marks(cls, timer: CudaEventTimer, enqueue_ms: float) -> StageTimes:
+        """Stage times from a completed timer with marks start, h2d_done, compute_done, end."""
+        return cls(
+            h2d_ms=timer.interval_ms("start", "h2d_done"),
+            compute_ms=timer.interval_ms("h2d_done", "compute_done"),
+            d2h_ms=timer.interval_ms("compute_done", "end"),
+            gpu_ms=timer.interval_ms("start", "end"),
+            enqueue_ms=enqueue_ms,
+        )
 
     def to_json(self) -> dict[str, float]:
         """Plain dict for reports."""

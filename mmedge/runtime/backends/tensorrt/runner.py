@@ -5,15 +5,15 @@ TensorRT 10 name-based I/O only (`num_io_tensors`, `get_tensor_name/mode/dtype`,
 are sized once from the optimization profile's maximum and bound once; output shapes come
 from `context.get_tensor_shape` per call. `enqueue()`/`synchronize()` expose the async steps
 (the GPU pipeline runs encoders on their own streams with them) and every call is timed with
-CUDA events (H2D, compute, D2H) plus the host's enqueue time. Optional CUDA-graph replay of
-the compute for a fixed input shape. Nothing touches CUDA until `open()` (or `__enter__`).
+a `CudaEventTimer` (marks at H2D start, after H2D, after compute, after D2H) plus a `CpuTimer`
+for the host's enqueue time. Optional CUDA-graph replay of the compute for a fixed input shape.
+Nothing touches CUDA until `activate()` (or `__enter__`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +28,11 @@ from mmedge.runtime.backends.tensorrt.cache import (
     rebuild_command,
 )
 from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, probe_environment, require_tensorrt
-from mmedge.runtime.backends.tensorrt.io_types import DeviceTensor, IOBuffer, StageTimes, dims_tuple
+from mmedge.runtime.backends.tensorrt.io_types import TIMING_MARKS, DeviceTensor, IOBuffer, StageTimes, dims_tuple
 from mmedge.runtime.cuda.contract import CudaApi
+from mmedge.runtime.cuda.timer import CudaEventTimer
 from mmedge.runtime.runner import Runner
+from mmedge.runtime.timing import CpuTimer
 from mmedge.specs import TensorSpec
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ class TensorRTRunner(Runner):
         self._engine: trt.ICudaEngine | None = None
         self._context: trt.IExecutionContext | None = None
         self._stream: int | None = None
-        self._events: list[int] = []
+        self._timer: CudaEventTimer | None = None
         self._buffers: dict[str, IOBuffer] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._out_shapes: dict[str, tuple[int, ...]] = {}
@@ -117,7 +119,7 @@ class TensorRTRunner(Runner):
                 )
             self.cuda.set_device(self.device)
             self._stream = self.cuda.stream_create()
-            self._events = [self.cuda.event_create() for _ in range(4)]
+            self._timer = CudaEventTimer(self.cuda, self._stream, TIMING_MARKS)
             self._allocate(self._engine, self._context)
         except BaseException:
             self._deactivate()
@@ -184,9 +186,9 @@ class TensorRTRunner(Runner):
             self._quietly("free", self.cuda.free, buf.device)
             self._quietly("free pinned", self.cuda.host_free, buf.host)
         self._buffers.clear()
-        for event in self._events:
-            self._quietly("destroy event", self.cuda.event_destroy, event)
-        self._events = []
+        if self._timer is not None:
+            self._quietly("destroy events", self._timer.close)
+            self._timer = None
         if self._stream is not None:
             self._quietly("destroy stream", self.cuda.stream_destroy, self._stream)
             self._stream = None
@@ -207,19 +209,26 @@ class TensorRTRunner(Runner):
         return self._stream
 
     @property
+    def timer(self) -> CudaEventTimer:
+        """The CUDA-event timer of this runner's calls (valid after open())."""
+        if self._timer is None:
+            raise BackendError(f"{self.name}: not open")
+        return self._timer
+
+    @property
     def start_event(self) -> int:
         """Event recorded before this call's H2D copies."""
-        return self._events[0]
+        return self.timer.event("start")
 
     @property
     def compute_done_event(self) -> int:
         """Event recorded right after the engine's work (outputs valid on the device)."""
-        return self._events[2]
+        return self.timer.event("compute_done")
 
     @property
     def end_event(self) -> int:
         """Event recorded after this call's D2H copies."""
-        return self._events[3]
+        return self.timer.event("end")
 
     def device_output(self, name: str) -> DeviceTensor:
         """An output of the last enqueue() as a device tensor (valid after compute_done_event)."""
@@ -236,8 +245,9 @@ class TensorRTRunner(Runner):
         self.require_active()
         if self._pending:
             raise BackendError(f"{self.name}: enqueue() called again before synchronize()")
-        assert self._context is not None and self._stream is not None
-        started = time.perf_counter()
+        assert self._context is not None and self._stream is not None and self._timer is not None
+        host = CpuTimer()
+        host.start()
         if check_inputs:
             self.check_feed(feed)
         shapes = {name: tuple(int(d) for d in value.shape) for name, value in feed.items()}
@@ -245,8 +255,8 @@ class TensorRTRunner(Runner):
             self._set_shapes(shapes)
         if self.cuda_graph and self._graph is None:
             self._capture_graph()  # before the timing events: the capture's warm-up run is not this call's work
-        cuda, stream, events = self.cuda, self._stream, self._events
-        cuda.event_record(events[0], stream)
+        cuda, stream, timer = self.cuda, self._stream, self._timer
+        timer.start()
         for name, value in feed.items():
             buf = self._buffers[name]
             if isinstance(value, DeviceTensor):
@@ -254,16 +264,16 @@ class TensorRTRunner(Runner):
             else:
                 np.copyto(buf.view(shapes[name]), value, casting="no")
                 cuda.memcpy_htod_async(buf.device, buf.host, value.nbytes, stream)
-        cuda.event_record(events[1], stream)
+        timer.mark("h2d_done")
         self._execute()
-        cuda.event_record(events[2], stream)
+        timer.mark("compute_done")
         if fetch:
             for name, shape in self._out_shapes.items():
                 buf = self._buffers[name]
                 cuda.memcpy_dtoh_async(buf.host, buf.device, buf.view(shape).nbytes, stream)
-        cuda.event_record(events[3], stream)
+        timer.mark("end")  # not stop(): synchronize() waits for the stream once, for outputs and timings
         self._pending, self._fetched = True, fetch
-        self._enqueue_ms = (time.perf_counter() - started) * 1e3
+        self._enqueue_ms = host.stop() / 1e6
 
     def synchronize(self) -> dict[str, np.ndarray]:
         """Wait for the enqueued call; return host outputs (empty without fetch) and set last_timings."""
@@ -271,14 +281,7 @@ class TensorRTRunner(Runner):
             raise BackendError(f"{self.name}: synchronize() without a pending enqueue()")
         self.cuda.stream_synchronize(self._stream)
         self._pending = False
-        e, elapsed = self._events, self.cuda.event_elapsed_ms
-        self.last_timings = StageTimes(
-            h2d_ms=elapsed(e[0], e[1]),
-            compute_ms=elapsed(e[1], e[2]),
-            d2h_ms=elapsed(e[2], e[3]),
-            gpu_ms=elapsed(e[0], e[3]),
-            enqueue_ms=self._enqueue_ms,
-        )
+        self.last_timings = StageTimes.from_marks(self.timer, self._enqueue_ms)
         if not self._fetched:
             return {}
         return {name: self._buffers[name].view(shape).copy() for name, shape in self._out_shapes.items()}

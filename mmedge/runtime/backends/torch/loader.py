@@ -27,7 +27,7 @@ class TorchOptions:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_reference(torch_dir: str) -> LoadedRun:
+def _load_reference(torch_dir: str, weights_sha256: str | None) -> LoadedRun:  # the hash keys the cache
     from mmedge.train.checkpoint import load_run
 
     return load_run(torch_dir)
@@ -42,12 +42,16 @@ def make_runner(bundle: Bundle, component: str, precision: str, options: RunnerO
         raise MissingDependencyError("torch", "the torch backend", "'mmedge[train]'") from exc
     if precision != "fp32":
         raise BackendError(f"the torch backend is the fp32 reference; {precision} runs on onnxruntime or tensorrt")
-    torch_dir = bundle.root / TORCH_DIR
-    if not torch_dir.is_dir():
+    from mmedge.train.checkpoint import CHECKPOINT, RUN_META
+
+    if not (bundle.root / TORCH_DIR).is_dir():
         raise BackendError(f"bundle {bundle.root} has no torch reference ({TORCH_DIR}/); re-export it")
+    weights = f"{TORCH_DIR}/{CHECKPOINT}"
+    torch_dir = bundle.verified_path(weights).parent  # confined and hashed once per Bundle, like run.json
+    bundle.verified_path(f"{TORCH_DIR}/{RUN_META}")
     if options.threads:
         torch.set_num_threads(options.threads)
-    run = _load_reference(str(torch_dir.resolve()))
+    run = _load_reference(str(torch_dir.resolve()), bundle.recorded_sha256(weights))
     comp = bundle.components[component]
     module = run.model.head if component == HEAD else run.model.encoder(component)
     return TorchRunner(module, comp.inputs, comp.outputs, component, settings.torch_device, settings.compile)

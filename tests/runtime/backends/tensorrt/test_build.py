@@ -221,6 +221,24 @@ def test_importing_the_backend_loads_no_gpu_library() -> None:
 def test_env_dataclass_round_trip() -> None:
     assert TrtEnvironment.from_json(ENV.to_json()) == ENV
     assert dataclasses.replace(ENV, l4t="R36.4.3").to_json()["l4t"] == "R36.4.3"
+    assert ENV.to_json() == dataclasses.asdict(ENV)  # key order and None values as before
+
+
+def test_build_json_and_shared_constants(bundle_dir: Path) -> None:
+    from mmedge import bundle as bundle_module
+    from mmedge import precision
+    from mmedge.runtime.backends.tensorrt import build
+
+    assert build.ENGINE_DIR is bundle_module.ENGINE_DIR and build.TRT_INT8 is precision.TRT_INT8
+    _plant_cached_engine(bundle_dir, "text", "fp16")
+    report = build_bundle(bundle_dir, BuildOptions(precision="fp16", components=("text",)), env=ENV)
+    data = json.loads(json.dumps(report.to_json()))
+    assert list(data) == ["bundle", "precision", "environment", "engines", "skipped"]
+    engine = data["engines"][0]
+    assert list(engine) == ["component", "precision", "plan", "sidecar", "key", "cached", "seconds", "plan_bytes",
+                            "builder_log"]
+    assert engine["plan"] == str(report.results[0].plan) and engine["cached"] is True
+    assert engine["builder_log"] in (None, str(report.results[0].builder_log))
 
 
 def test_int8_builds_from_the_tensorrt_flavoured_qdq(bundle_dir: Path) -> None:

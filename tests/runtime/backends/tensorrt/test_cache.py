@@ -270,6 +270,72 @@ def test_select_engine_picks_the_compatible_one(tmp_path: Path) -> None:
         select_engine(bundle, "text", "fp16", other)  # type: ignore[arg-type]
 
 
+# ---- JSON format (byte-compatible with sidecars on disk) ---------------------------------------
+def test_engine_key_is_pinned() -> None:
+    """The key hashes the JSON of the environment and flags: changing their format orphans every cache."""
+    assert engine_key(fields(ORIN)) == "c89a8e5556fa161642cfb021caee6c7acb67350f30f5922b56abb48c9f939d91"
+    assert engine_key(fields(H200)) == "cd3c5429f20e01cbe7d472731363ef591675e1ab0cd76e16e81a994f89015048"
+
+
+def test_sidecar_json_keys_and_order() -> None:
+    data = make_sidecar().to_json()
+    assert list(data) == [
+        "key", "fields", "plan", "plan_sha256", "plan_bytes", "built_at", "build_seconds", "builder_log", "io",
+        "schema",
+    ]  # fmt: skip
+    assert list(data["fields"]) == ["schema", "environment", "component", "precision", "onnx_sha256", "profiles",
+                                    "flags"]
+    assert data["fields"]["environment"] == dataclasses.asdict(ORIN)  # every field, None included
+    assert list(data["fields"]["flags"]) == [f.name for f in dataclasses.fields(BuildFlags)]
+    assert EngineSidecar.from_json(json.loads(json.dumps(data))) == make_sidecar()
+
+
+def test_flags_and_environment_of_older_sidecars_take_defaults() -> None:
+    assert BuildFlags.from_json({}) == BuildFlags()
+    assert BuildFlags.from_json({"workspace_gib": 2, "dla_core": 1}) == BuildFlags(workspace_gib=2.0, dla_core=1)
+    old = {"tensorrt": "10.0.1.6", "gpu": "Orin", "compute_capability": "8.7", "cuda_driver": "12.2",
+           "l4t": "R36.3.0", "cuda_runtime": "12.2"}  # schema 1: binding runtime, no device facts
+    env = TrtEnvironment.from_json(old)
+    assert env.l4t == "R36.3.0" and env.sm_count is None and env.board is None and env.tensorrt_cuda is None
+    with pytest.raises(EngineError, match=r"environment\.gpu: required key is missing"):
+        TrtEnvironment.from_json({"tensorrt": "10.3", "compute_capability": "8.7", "cuda_driver": "12.6"})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"plan_bytes": "ten"}, r"plan_bytes: expected int"),
+        ({"surprise": 1}, r"unknown key\(s\) \['surprise'\]"),
+        ({"key": None}, r"key: expected str"),
+        ({"fields": {"schema": 2}}, r"required key\(s\) \['component', 'environment', 'precision'\]"),
+        ({"fields": {**fields(), "environment": {"gpu": "Orin"}}}, r"environment\.tensorrt: required key"),
+        ({"fields": {**fields(), "flags": {"dla_core": "zero"}}}, r"flags\.dla_core: expected int"),
+    ],
+)
+def test_malformed_sidecar_is_engine_error_with_rebuild_hint(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**make_sidecar().to_json(), **change}))
+    with pytest.raises(EngineError, match=rf"bad\.json is unreadable \(EngineError: .*{message}.*rebuild the engine"):
+        EngineSidecar.read(path)
+
+
+def test_cache_uses_the_shared_layout_and_precision_names() -> None:
+    from mmedge.runtime.backends.tensorrt import cache
+
+    assert not hasattr(cache, "ENGINE_DIR") and not hasattr(cache, "TRT_INT8")
+    assert not hasattr(cache, "engine_precision")
+
+
+def test_select_engine_maps_int8_to_the_tensorrt_flavour(tmp_path: Path) -> None:
+    bundle = _FakeBundle(tmp_path)
+    with pytest.raises(EngineError, match="no int8-trt TensorRT engine for 'text'"):
+        select_engine(bundle, "text", "int8", ORIN)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="unknown precision 'int4'"):
+        select_engine(bundle, "text", "int4", ORIN)  # type: ignore[arg-type]
+
+
 # ---- what tells devices apart (cache key schema 2) --------------------------------------------
 def test_agx_orin_engine_is_neither_reused_nor_loaded_on_an_orin_nano() -> None:
     assert engine_key(fields(ORIN)) != engine_key(fields(ORIN_NANO))

@@ -106,7 +106,8 @@ def test_cuda_graph_replays_and_times_one_run(trt_bundle: Path, standin: Standin
             logits = pipe.predict_batch(samples).logits
             np.testing.assert_allclose(logits, want, atol=ATOL)
             ops = [w for s, w in standin.trace if s == runner.stream]  # type: ignore[attr-defined]
-            timed = ops[ops.index(f"event:{runner._events[1]:#x}") + 1 : ops.index(f"event:{runner._events[2]:#x}")]  # type: ignore[attr-defined]
+            h2d, compute = (f"event:{runner.timer.event(m):#x}" for m in ("h2d_done", "compute_done"))  # type: ignore[attr-defined]
+            timed = ops[ops.index(h2d) + 1 : ops.index(compute)]
             assert timed == ["graph:execute"]  # the capture's warm-up run is outside compute_ms
 
 
@@ -165,3 +166,19 @@ def test_threads_sharing_one_pipeline_get_sequential_results(trt_bundle: Path) -
             got = list(pool.map(lambda i: pipe.predict_batch([samples[i % len(samples)]]).logits, range(48)))
     for i, logits in enumerate(got):
         np.testing.assert_array_equal(logits, want[i % len(samples)])
+
+
+def test_output_larger_than_its_buffer_is_refused(trt_bundle: Path) -> None:
+    from mmedge.errors import EngineError
+
+    with Pipeline.from_bundle(trt_bundle, backend="tensorrt") as pipe:
+        context = pipe.runners[HEAD]._context  # type: ignore[attr-defined]
+        real = context.get_tensor_shape
+
+        def too_big(name: str) -> tuple[int, ...]:  # a data-dependent output past the profile's maximum
+            shape = tuple(real(name))
+            return (shape[0], 10**6) if name == "logits" else shape
+
+        context.get_tensor_shape = too_big
+        with pytest.raises(EngineError, match=r"output 'logits' shape .* needs more than the .* bytes allocated"):
+            pipe.predict(text="seven")
