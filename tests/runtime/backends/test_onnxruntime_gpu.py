@@ -187,9 +187,16 @@ class _PlacedSession:
 
     def __init__(self, path: str, sess_options: Any, providers: list[Any]) -> None:
         self.prefix = Path(sess_options.profile_file_prefix)
+        self._graph = ort.InferenceSession(path, providers=[CPU_EP])  # the real graph's I/O metadata
 
     def get_providers(self) -> list[str]:
         return [CUDA_EP, CPU_EP]
+
+    def get_inputs(self) -> Any:
+        return self._graph.get_inputs()
+
+    def get_outputs(self) -> Any:
+        return self._graph.get_outputs()
 
     def run(self, names: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [feed["x"]]
@@ -235,3 +242,15 @@ def test_gpu_provider_matches_cpu(provider: str, precision: str, atol: float, bu
         want = gpu_utils.ort_cpu(bundle.root, component, precision, feeds[component])
         for name, value in want.items():
             np.testing.assert_allclose(got[name], value, atol=atol, rtol=atol)
+
+
+def test_gpu_runner_checks_the_graph_against_bundle_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmedge.errors import BundleError
+
+    inputs = _shape_model(tmp_path / "m.onnx")
+    _fake_ort(monkeypatch, _PlacedSession)
+    wrong = [TensorSpec("y", "float32", ("batch", 5))]  # bundle.json says 5 wide, the graph gives 4
+    runner = OrtGpuRunner(tmp_path / "m.onnx", inputs, wrong, CUDA_EP, component="image")
+    with pytest.raises(BundleError, match="image"):
+        runner.activate()
+    assert not runner.is_active

@@ -39,7 +39,8 @@ def _make(bundle: Bundle, component: str, precision: str, options: RunnerOptions
         extra = {**trt_provider_options(precision, cache, options.device), **extra}
     comp = bundle.components[component]
     return OrtGpuRunner(bundle.artifact_path(component, precision), comp.inputs, comp.outputs, provider,
-                        provider_options=extra, device_id=options.device, threads=options.threads)
+                        provider_options=extra, device_id=options.device, threads=options.threads,
+                        component=component)
 
 
 def make_cuda_runner(bundle: Bundle, component: str, precision: str, options: RunnerOptions) -> OrtGpuRunner:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from mmedge.errors import BackendError, MissingDependencyError
+from mmedge.runtime.backends.onnxruntime.runner import check_session_io
 from mmedge.runtime.runner import Runner
 from mmedge.specs import TensorSpec
 
@@ -195,10 +196,11 @@ class OrtGpuRunner(Runner):
         provider_options: dict[str, Any] | None = None,
         device_id: int = 0,
         threads: int | None = None,
+        component: str = "",
     ) -> None:
         require_provider(provider)
         super().__init__(f"{provider}:{Path(path).name}", inputs, outputs)
-        self.path = Path(path)
+        self.path, self.component = Path(path), component or Path(path).stem.split(".")[0]
         self.provider, self.device_id = provider, device_id
         self.provider_options = {"device_id": device_id, **(provider_options or {})}
         self._threads = threads
@@ -224,6 +226,7 @@ class OrtGpuRunner(Runner):
             used = list(session.get_providers())
             if not used or used[0] != self.provider:
                 raise BackendError(f"ONNX Runtime created {self.path.name} with providers {used}, not {self.provider}")
+            check_session_io(session, self.component, self.path.name, self.inputs, self.outputs)
             try:
                 placements = profile_placements(session, probe_feed(self.inputs))
             except (OSError, ValueError) as exc:
