@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench gpu-check clean
+.PHONY: install mutate demo test lint bench gpu-check clean
 
 install: $(STAMP)
 
@@ -19,6 +19,16 @@ $(STAMP): pyproject.toml
 	# type stubs only: their `tensorrt` dependency cannot be installed without NVIDIA's index
 	$(PY) -m pip install -q --no-deps "tensorrt-stubs>=10.0"
 	touch $(STAMP)
+
+# Mutation testing of the trust-boundary and numeric modules ([tool.mutmut] in pyproject.toml; results
+# and the reasons for each surviving mutant: docs/mutation.md). Works in mutants/ (deleted first); the
+# plugin in tests/reliability trains and exports the tiny model once instead of once per mutant.
+MUTATE_JOBS ?= 2
+mutate: install
+	rm -rf mutants
+	MMEDGE_TEST_FIXTURE_CACHE=$(CURDIR)/mutants/fixture-cache PYTHONPATH=$(CURDIR)/tests/reliability \
+		$(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS)
+	$(VENV)/bin/mutmut results
 
 demo: install
 	$(VENV)/bin/mmedge demo

@@ -106,6 +106,7 @@ class Bundle:
         self.unhashed: list[str] = []  # files a schema-1 bundle reads without a recorded sha256
         self._verified: dict[str, Path] = {}
         self._lock = threading.Lock()
+        self._manifest_id: tuple[int, int] | None = None  # (inode, mtime) of the bundle.json this was loaded from
 
     @classmethod
     def coerce(cls, bundle: Bundle | str | Path) -> Bundle:
@@ -125,7 +126,8 @@ class Bundle:
                 return done
             full = confine(self.root, relative, key or relative)
             if not full.is_file():
-                raise BundleError(f"bundle file missing: {full} ({key or relative}); re-run mmedge export")
+                fix = self._fix("re-run mmedge export")
+                raise BundleError(f"bundle file missing: {full} ({key or relative}); {fix}")
             expected = self.recorded_sha256(relative)
             if self.verify_hashes and expected is None and relative not in self.unhashed:
                 raise BundleError(f"bundle.json records no sha256 for {relative}, so it cannot be trusted; "
@@ -134,9 +136,44 @@ class Bundle:
                 actual = sha256_file(full)
                 if actual != expected:
                     raise BundleError(f"bundle file altered: {full} has sha256 {actual[:12]}…, bundle.json expects "
-                                      f"{expected[:12]}…; re-run mmedge export (or quantize)")
+                                      f"{expected[:12]}…; {self._fix('re-run mmedge export (or quantize)')}")
             self._verified[relative] = full
             return full
+
+    def _fix(self, default: str) -> str:
+        """The advice for a missing/altered file: reload when another writer replaced bundle.json since load."""
+        try:
+            st = (self.root / MANIFEST).stat()
+        except OSError:
+            return default
+        if self._manifest_id is not None and (st.st_ino, st.st_mtime_ns) != self._manifest_id:
+            return "bundle.json was rewritten by another mmedge process after this Bundle was loaded: load it again"
+        return default
+
+    def inherit_verified(self, other: Bundle) -> None:
+        """Reuse `other`'s hash checks for files both record with the same sha256 (a re-read under a writer lock)."""
+        if other.root.resolve() != self.root.resolve():
+            return
+        with other._lock:
+            done = dict(other._verified)
+        with self._lock:
+            for relative, full in done.items():
+                if other.recorded_sha256(relative) == self.recorded_sha256(relative):
+                    self._verified.setdefault(relative, full)
+
+    def adopt(self, other: Bundle) -> None:
+        """Take over the state of `other`, a newer copy of this bundle (after a committed update)."""
+        with other._lock:
+            state = dict(vars(other))
+        state["_lock"] = self._lock
+        with self._lock:
+            vars(self).update(state)
+
+    def relocate(self, root: Path) -> None:
+        """Point this Bundle at the folder its files were moved to (a whole-folder swap)."""
+        old, self.root = self.root, Path(root)
+        with self._lock:
+            self._verified = {rel: self.root / full.relative_to(old) for rel, full in self._verified.items()}
 
     def recorded_sha256(self, relative: str) -> str | None:
         """The sha256 bundle.json records for a file (an artifact or a side file), or None."""
@@ -214,7 +251,9 @@ class Bundle:
             raise BundleError(f"bundle folder not found: {root} (create one with: mmedge export RUN --out {root})")
         if not manifest.is_file():
             raise BundleError(f"{root} is not a bundle: {MANIFEST} is missing (re-run mmedge export)")
+        st = manifest.stat()
         bundle = cls._from_json(root, read_manifest(manifest))
+        bundle._manifest_id = (st.st_ino, st.st_mtime_ns)
         bundle.verify_hashes = verify
         if verify:
             bundle.check_present()

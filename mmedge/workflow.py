@@ -96,11 +96,12 @@ def add_precisions(bundle: Bundle | str | Path, precisions: Sequence[str], name:
         target = "tensorrt" if precision == "int8-trt" else "cpu"
         try:
             say(f"{name}: adding {precision} artifacts")
-            results += quantize_bundle(loaded.root, QuantizeOptions("int8" if target == "tensorrt" else precision,
-                                                                    target))
+            # one transaction each; `loaded` is brought up to date with what was committed
+            results += quantize_bundle(loaded, QuantizeOptions("int8" if target == "tensorrt" else precision,
+                                                               target))
         except (MmedgeError, ImportError) as exc:
             log.warning("%s: could not add %s artifacts (%s); that precision is skipped", name, precision, exc)
-        loaded = Bundle.load(loaded.root, verify=False)
+            loaded = Bundle.load(loaded.root, verify=False)
     return results
 
 
@@ -110,7 +111,7 @@ def ensure_candidates(bundle: Bundle, opts: Any, progress: StepFn | None = None)
 
     results: list[Any] = []
     names = [c for c in opts.components or list(bundle.components) if c in bundle.components]
-    for precision in ("fp16", "int8"):
+    for precision in ("fp16", "int8"):  # each a transaction that refreshes `bundle` with what it committed
         todo = [c for c in names if precision not in bundle.components[c].artifacts]
         if todo:
             todo_opts = replace(opts, precision=precision, target="cpu", components=todo)
@@ -142,10 +143,13 @@ def quantize(bundle: Bundle | str | Path, opts: Any, *, auto: bool = False, budg
     if not auto:
         return QuantizeOutcome(quantize_bundle(loaded, opts, progress=lambda s: say(f"{s} …")))
     from mmedge.quantize.auto_precision import auto_precision
+    from mmedge.transaction import writer_lock
 
-    results = ensure_candidates(loaded, opts, say)
-    say("measuring candidates …")
-    chosen = auto_precision(loaded, opts.calib, budget=budget, min_agreement=min_agreement, threads=opts.threads)
+    with writer_lock(loaded.root):  # no other writer between adding the candidates and choosing among them
+        results = ensure_candidates(loaded, opts, say)
+        say("measuring candidates …")
+        chosen = auto_precision(loaded, opts.calib, budget=budget, min_agreement=min_agreement,
+                                threads=opts.threads)
     return QuantizeOutcome(results, chosen)
 
 

@@ -9,6 +9,7 @@ and decoded later by preprocessing. Every problem is one ManifestError naming fi
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from collections import Counter
@@ -48,8 +49,8 @@ def _read_text(path: Path) -> str:
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[Row]:
-    """Rows of a JSONL manifest (blank lines skipped)."""
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    """Rows of a JSONL manifest (blank lines skipped); only a newline ends a row (JSON strings may hold U+2028)."""
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -63,7 +64,7 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[Row]:
 
 def _csv_rows(path: Path, text: str) -> Iterator[Row]:
     """Rows of a CSV manifest with a header row."""
-    reader = csv.DictReader(text.splitlines(keepends=True))
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # not splitlines(): a cell may hold U+2028, form feed…
     try:
         header = reader.fieldnames
         if header is not None and "label" not in header:
@@ -113,11 +114,16 @@ def _media_path(path: Path, lineno: int, key: str, value: str | None) -> str | N
     """Resolve a media path against the manifest's folder and check that the file exists."""
     if value is None:
         return None
-    resolved = Path(value).expanduser()
-    if not resolved.is_absolute():
-        resolved = path.parent / resolved
-    resolved = resolved.resolve()
-    if not resolved.is_file():
+    try:
+        resolved = Path(value).expanduser()
+        if not resolved.is_absolute():
+            resolved = path.parent / resolved
+        resolved = resolved.resolve()
+        found = resolved.is_file()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a name too long, a symlink loop…
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ManifestError(f"{path}:{lineno}: {key} path {value[:80]!r} cannot be used ({reason})") from None
+    if not found:
         raise ManifestError(f"{path}:{lineno}: {key} file not found: {resolved} (as written: '{value}')")
     return str(resolved)
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from mmedge import __version__
-from mmedge.bundle import TORCH_DIR, Bundle, Component, batch_range
+from mmedge.bundle import MANIFEST, TORCH_DIR, Bundle, Component, batch_range
 from mmedge.bundle_checks import confine
 from mmedge.data.manifest import resolve_dataset
 from mmedge.data.preprocess import Preprocessor
@@ -23,6 +23,7 @@ from mmedge.io import atomic_path
 from mmedge.runtime.backends.onnxruntime.runner import OrtRunner
 from mmedge.specs import HEAD, TensorSpec, embedding_name
 from mmedge.train.checkpoint import CHECKPOINT, RUN_META, LoadedRun, load_run
+from mmedge.transaction import recover_folder, staging_folder, swap_in, writer_lock
 
 log = logging.getLogger(__name__)
 FP32_BOUND = 1e-4
@@ -58,10 +59,33 @@ def torch_outputs(module: torch.nn.Module, specs: list[TensorSpec], feed: dict[s
 
 def export_run(run_dir: str | Path, out_dir: str | Path, data: str | None = None, samples: int = 64,
                bound: float = FP32_BOUND, progress: ProgressFn | None = None) -> Bundle:
-    """Export every component to ONNX, check parity vs torch on real samples, write the bundle."""
+    """Export every component to ONNX, check parity vs torch on real samples, write the bundle.
+
+    The bundle is built in a fresh sibling folder and swapped in whole (atomically on Linux) under the
+    bundle's writer lock: an existing bundle at `out_dir` stays as it was until the swap, and a failed or
+    killed export leaves it untouched.
+    """
     run = load_run(run_dir)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with writer_lock(out):
+        recover_folder(out)
+        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
+            raise ExportError(f"--out {out} exists and is not a bundle; export replaces the whole folder, so "
+                              "give a new or empty folder (or an existing bundle to re-export)")
+        staging = staging_folder(out)
+        try:
+            bundle = _export_into(run, staging, data, samples, bound, progress)
+            swap_in(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    bundle.relocate(out)
+    return bundle
+
+
+def _export_into(run: LoadedRun, out: Path, data: str | None, samples: int, bound: float,
+                 progress: ProgressFn | None) -> Bundle:
+    """Write the whole bundle into the (new, empty) folder `out`."""
     feeds, present = parity_feeds(run, data, samples)
     bundle = Bundle(root=out, name=run.config.name, labels=run.labels, modalities=run.config.model.modalities,
                     components={}, preprocessing=run.preprocessing,

@@ -32,6 +32,7 @@ from mmedge.eval.precision_report import ComponentOutputs, precision_label
 from mmedge.quantize.calibration import data_spec
 from mmedge.runtime.timing import CpuTimer
 from mmedge.specs import HEAD, embedding_name
+from mmedge.transaction import update
 
 log = logging.getLogger(__name__)
 CANDIDATES: tuple[str, ...] = ("fp32", "fp16", "int8")
@@ -145,8 +146,19 @@ def available_candidates(bundle: Bundle, wanted: tuple[str, ...] = CANDIDATES) -
 def auto_precision(bundle: Bundle | str | Path, data: str | None = None, split: str = "val", budget: float = 0.5,
                    min_agreement: float = 0.98, threads: int | None = None, repeat: int = 50,
                    limit: int | None = None) -> AutoResult:
-    """Measure candidates, choose the fastest map within `budget` points of fp32, store it in bundle.json."""
-    bundle = Bundle.coerce(bundle)
+    """Measure candidates, choose the fastest map within `budget` points of fp32, store it in bundle.json.
+
+    One transaction: the writer lock is held and bundle.json re-read under it while measuring.
+    """
+    with update(bundle) as txn:
+        result = _auto_precision(txn.bundle, data, split, budget, min_agreement, threads, repeat, limit)
+    log.info("auto precision: %s (accuracy %.4f vs fp32 %.4f)", precision_label(result.choice), result.accuracy,
+             result.reference_accuracy)
+    return result
+
+
+def _auto_precision(bundle: Bundle, data: str | None, split: str, budget: float, min_agreement: float,
+                    threads: int | None, repeat: int, limit: int | None) -> AutoResult:
     spec = data_spec(bundle, data)
     dataset = resolve_dataset(spec, split)
     if limit is not None:
@@ -171,7 +183,5 @@ def auto_precision(bundle: Bundle | str | Path, data: str | None = None, split: 
                         latency, solo, tried,
                         {"data": spec, "split": split, "samples": len(labels), "threads": threads,
                          "latency": "p50 ms, batch 1, component alone, onnxruntime CPU; combination = sum"})
-    bundle.provenance["auto_precision"] = result.to_json()
-    bundle.save()
-    log.info("auto precision: %s (accuracy %.4f vs fp32 %.4f)", precision_label(choice), acc, reference)
+    bundle.provenance["auto_precision"] = result.to_json()  # committed by the caller's transaction
     return result

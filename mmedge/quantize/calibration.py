@@ -84,7 +84,7 @@ def component_feeds(bundle: Bundle, dataset: Dataset, components: list[str], bat
 
     result = ComponentFeeds(feeds={c: [] for c in components}, samples=dict.fromkeys(components, 0),
                             source=dataset.name)
-    with Pipeline.from_bundle(bundle.root, precision="fp32", threads=threads, verify=False) as pipe:
+    with Pipeline.from_bundle(bundle, precision="fp32", threads=threads) as pipe:  # this Bundle: its hash checks
         for start in range(0, len(dataset), batch):
             chunk = [s for s in dataset.samples[start : start + batch] if any(s.present().values())]
             if not chunk:

@@ -14,13 +14,13 @@ import numpy as np
 from mmedge.bundle import Bundle
 from mmedge.errors import ExportError, InputError
 from mmedge.eval.compare import compare
-from mmedge.io import atomic_path
 from mmedge.quantize.calibration import ComponentFeeds, component_feeds, data_spec, load_samples
 from mmedge.quantize.float_prefix import require_share
 from mmedge.quantize.fp16 import convert_fp16
 from mmedge.quantize.int8 import METHODS, TARGETS, quantize_int8
 from mmedge.quantize.qdq_check import check_trt_qdq
 from mmedge.quantize.weight_rounding import require_rounding
+from mmedge.transaction import Transaction, update
 
 log = logging.getLogger(__name__)
 QUANT_PRECISIONS: tuple[str, ...] = ("fp16", "int8")
@@ -113,16 +113,16 @@ def parity(reference: Path, candidate: Path, feeds: list[dict[str, np.ndarray]],
     return {**result[output].to_json(), "samples": len(expected), "reference": "onnx fp32"}
 
 
-def quantize_component(bundle: Bundle, name: str, opts: QuantizeOptions, calib: ComponentFeeds | None,
+def quantize_component(txn: Transaction, name: str, opts: QuantizeOptions, calib: ComponentFeeds | None,
                        checks: ComponentFeeds) -> QuantizeResult:
-    """Write one component's artifact, check it, measure parity, register it in the bundle (not saved)."""
-    key = opts.key()
+    """Write one component's artifact under a new name, check it, measure parity, register it (not committed)."""
+    bundle, key = txn.bundle, opts.key()
     src = bundle.artifact_path(name, "fp32")
-    file = f"{name}.{key}.onnx"
-    dst = bundle.path(file)
+    label = f"{name}.{key}.onnx"
     start = time.perf_counter()
     output = bundle.components[name].outputs[0].name
-    with atomic_path(dst) as tmp:  # checked and measured before it replaces any earlier file
+    with txn.new_file(f"{name}.{key}", ".onnx") as new:  # checked and measured before it gets its final name
+        tmp = new.tmp
         if opts.precision == "fp16":
             settings = convert_fp16(src, tmp)
         else:
@@ -133,9 +133,10 @@ def quantize_component(bundle: Bundle, name: str, opts: QuantizeOptions, calib: 
             if settings["calibration"] is not None and calib is not None:
                 settings["calibration"].update(samples=calib.samples[name], data=calib.source, split="train")
             if opts.target == "tensorrt":
-                enforce_trt_rules(tmp, file)
+                enforce_trt_rules(tmp, label)
                 settings["qdq_check"] = "passed"
-        figures = parity(src, tmp, checks.feeds[name], output, opts.threads, file)
+        figures = parity(src, tmp, checks.feeds[name], output, opts.threads, label)
+    file = new.name
     settings.update(source_sha256=bundle.artifact(name, "fp32").sha256,
                     seconds=round(time.perf_counter() - start, 2))
     art = bundle.add_artifact(name, key, file, parity=figures, settings=settings)
@@ -154,8 +155,17 @@ def enforce_trt_rules(path: Path, name: str) -> None:
 
 def quantize_bundle(bundle: Bundle | str | Path, opts: QuantizeOptions,
                     progress: ProgressFn | None = None) -> list[QuantizeResult]:
-    """Add `opts.precision` artifacts for the chosen components, save bundle.json, return what was written."""
-    bundle = Bundle.coerce(bundle)
+    """Add `opts.precision` artifacts for the chosen components in one transaction, return what was written.
+
+    The writer lock is held throughout and bundle.json is re-read under it, so concurrent quantize runs
+    serialize; a failure or a kill leaves the bundle as it was.
+    """
+    with update(bundle) as txn:
+        return _quantize(txn, opts, progress)
+
+
+def _quantize(txn: Transaction, opts: QuantizeOptions, progress: ProgressFn | None) -> list[QuantizeResult]:
+    bundle = txn.bundle
     names = validate(bundle, opts)
     if progress:
         progress("reading calibration data")
@@ -169,8 +179,7 @@ def quantize_bundle(bundle: Bundle | str | Path, opts: QuantizeOptions,
     for name in names:
         if progress:
             progress(f"{opts.key()} {name}")
-        results.append(quantize_component(bundle, name, opts, calib, checks))
-        bundle.save()
+        results.append(quantize_component(txn, name, opts, calib, checks))
     log.info("quantized %s to %s with data %s", ", ".join(names), opts.key(), data_spec(bundle, opts.calib))
     return results
 

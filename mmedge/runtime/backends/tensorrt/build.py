@@ -35,13 +35,9 @@ from mmedge.runtime.backends.tensorrt.cache import (
     engine_stem,
     record_engine,
 )
-from mmedge.runtime.backends.tensorrt.env import (
-    TrtEnvironment,
-    check_build_target,
-    probe_environment,
-    require_tensorrt,
-)
+from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, check_build_target, probe_environment, require_tensorrt
 from mmedge.runtime.backends.tensorrt.profiles import check_dla_profiles, component_profiles, parse_shape_overrides
+from mmedge.transaction import Transaction, update
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -185,7 +181,12 @@ def build_bundle(
     """
     options.validate()
     options = dataclasses.replace(options, precision=artifact_key(options.precision, "tensorrt"))
-    bundle = Bundle.load(bundle_dir)
+    with update(bundle_dir) as txn:  # writer lock + bundle.json re-read; the commit records the engines
+        return _build_all(txn, options, env)
+
+
+def _build_all(txn: Transaction, options: BuildOptions, env: TrtEnvironment | None) -> BuildReport:
+    bundle = txn.bundle
     names, skipped = select_components(bundle, options.precision, options.components)
     inputs = [spec for n in names for spec in bundle.components[n].inputs]
     overrides = parse_shape_overrides(options.shapes, inputs)
@@ -198,14 +199,14 @@ def build_bundle(
     check_build_target(env, options.hardware_compat, options.dla_core)
     report = BuildReport(bundle=bundle.root, precision=options.precision, environment=env, skipped=skipped)
     for name in names:
-        report.results.append(_build_or_reuse(bundle, name, options, profiles[name], env))
-    bundle.save()
+        report.results.append(_build_or_reuse(txn, name, options, profiles[name], env))
     return report
 
 
 def _build_or_reuse(
-    bundle: Bundle, component: str, options: BuildOptions, profiles: dict[str, Profile], env: TrtEnvironment
+    txn: Transaction, component: str, options: BuildOptions, profiles: dict[str, Profile], env: TrtEnvironment
 ) -> BuildResult:
+    bundle = txn.bundle
     artifact = bundle.artifact(component, options.precision)
     fields = engine_key_fields(
         env,
@@ -217,11 +218,12 @@ def _build_or_reuse(
     )
     key = engine_key(fields)
     stem = engine_stem(component, options.precision, key)
-    plan_rel, sidecar_rel, log_rel = (f"{ENGINE_DIR}/{stem}{ext}" for ext in (".plan", ".json", ".log"))
-    plan_path, sidecar_path = bundle.path(plan_rel), bundle.path(sidecar_rel)
-    if not options.force and _cache_valid(plan_path, sidecar_path, key):
-        log.info("%s %s: reusing cached engine %s", component, options.precision, plan_rel)
+    sidecar_rel, log_rel = (f"{ENGINE_DIR}/{stem}{ext}" for ext in (".json", ".log"))
+    sidecar_path = bundle.path(sidecar_rel)
+    if not options.force and _cache_valid(bundle, sidecar_path, key):
         sidecar = EngineSidecar.read(sidecar_path)
+        plan_path = bundle.path(sidecar.plan)
+        log.info("%s %s: reusing cached engine %s", component, options.precision, sidecar.plan)
         record_engine(bundle, sidecar, sidecar_rel)
         old_log = bundle.path(sidecar.builder_log) if sidecar.builder_log else None
         return BuildResult(component, options.precision, plan_path, sidecar_path, key, cached=True, seconds=0.0,
@@ -232,7 +234,9 @@ def _build_or_reuse(
         bundle.artifact_path(component, options.precision), profiles, options, bundle.path(log_rel), component
     )
     seconds = time.perf_counter() - start
-    write_bytes(plan_path, payload)
+    with txn.new_file(f"{ENGINE_DIR}/{stem}", ".plan") as new:  # a fresh name: a live plan is never overwritten
+        new.tmp.write_bytes(payload)
+    plan_rel, plan_path = new.name, bundle.path(new.name)
     sidecar = EngineSidecar(
         key=key,
         fields=fields,
@@ -253,13 +257,16 @@ def _build_or_reuse(
                        plan_bytes=len(payload), builder_log=bundle.path(log_rel))
 
 
-def _cache_valid(plan_path: Path, sidecar_path: Path, key: str) -> bool:
-    if not (plan_path.is_file() and sidecar_path.is_file()):
+def _cache_valid(bundle: Bundle, sidecar_path: Path, key: str) -> bool:
+    if not sidecar_path.is_file():
         return False
     try:
         sidecar = EngineSidecar.read(sidecar_path)
-    except EngineError as exc:
+        plan_path = bundle.path(sidecar.plan)
+    except (EngineError, BundleError) as exc:
         log.warning("ignoring cached engine: %s", exc)
+        return False
+    if not plan_path.is_file():
         return False
     if sidecar.key != key or sha256_file(plan_path) != sidecar.plan_sha256:
         log.warning("cached engine %s does not match its sidecar; rebuilding", plan_path)

@@ -19,16 +19,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mmedge import serialize
+from mmedge.bundle import Bundle
+from mmedge.bundle_checks import confine
 from mmedge.errors import EngineError
 from mmedge.io import write_json
 from mmedge.precision import artifact_key
 from mmedge.runtime.backends.tensorrt.env import TrtEnvironment, short_version, version_tuple
-
-if TYPE_CHECKING:
-    from mmedge.bundle import Bundle
 
 KEY_SCHEMA = 2  # 2: + SM count, memory, board model, DLA cores, TensorRT CUDA major; - binding runtime
 HARDWARE_COMPAT = ("none", "ampere+", "same-cc")
@@ -246,9 +245,12 @@ def check_compatible(sidecar: EngineSidecar, env: TrtEnvironment, bundle_root: P
         raise EngineError(mismatch_message(sidecar, env, bundle_root))
 
 
-def read_plan(bundle_root: Path, sidecar: EngineSidecar) -> bytes:
-    """The plan's bytes, after checking them against the sidecar's sha256."""
-    path = bundle_root / sidecar.plan
+def read_plan(bundle: Bundle | Path, sidecar: EngineSidecar) -> bytes:
+    """The plan's bytes (path confined to the bundle, like `Bundle.path`), checked against the sidecar's sha256."""
+    if isinstance(bundle, Bundle):
+        bundle_root, path = bundle.root, bundle.path(sidecar.plan)
+    else:
+        bundle_root, path = Path(bundle), confine(Path(bundle), sidecar.plan, "sidecar plan")
     try:
         payload = path.read_bytes()
     except OSError as exc:
@@ -292,7 +294,8 @@ def select_engine(bundle: Bundle, component: str, precision: str, env: TrtEnviro
             f"bundle {bundle.root} has no {precision} TensorRT engine for '{component}'; build it "
             f"with: mmedge build {bundle.root} --precision {precision} --components {component}"
         )
-    sidecars = [EngineSidecar.read(bundle.root / str(rec["sidecar"])) for rec in records.values()]
+    root = Path(bundle.root)
+    sidecars = [EngineSidecar.read(confine(root, str(rec["sidecar"]), "engine sidecar")) for rec in records.values()]
     sidecars.sort(key=lambda s: s.built_at, reverse=True)
     for sidecar in sidecars:
         if sidecar.component != component or sidecar.precision != precision:

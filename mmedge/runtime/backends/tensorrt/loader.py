@@ -38,7 +38,7 @@ def make_runner(bundle: Bundle, component: str, precision: str, options: RunnerO
     env = settings.env or probe_environment(cuda, device=options.device)
     sidecar = select_engine(bundle, component, precision, env)
     comp = bundle.components[component]
-    return TensorRTRunner(bundle.root, sidecar, comp.inputs, comp.outputs, cuda,
+    return TensorRTRunner(bundle, sidecar, comp.inputs, comp.outputs, cuda,
                           cuda_graph=settings.cuda_graph, env=env, device=options.device)
 
 

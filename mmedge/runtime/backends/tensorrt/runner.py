@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmedge.bundle import Bundle
 from mmedge.errors import BackendError, EngineError
 from mmedge.runtime.backends.tensorrt.cache import (
     EngineSidecar,
@@ -47,7 +48,7 @@ class TensorRTRunner(Runner):
 
     def __init__(
         self,
-        bundle_root: Path,
+        bundle: Bundle | Path,
         sidecar: EngineSidecar,
         inputs: list[TensorSpec],
         outputs: list[TensorSpec],
@@ -59,7 +60,8 @@ class TensorRTRunner(Runner):
         super().__init__(f"tensorrt:{sidecar.component}:{sidecar.precision}", inputs, outputs)
         self.cuda, self.sidecar, self.cuda_graph, self.device = cuda, sidecar, cuda_graph, device
         self.last_timings: StageTimes | None = None
-        self._root = bundle_root
+        self._bundle = bundle  # plan paths are confined to it (a Bundle) before anything is read
+        self._root = bundle.root if isinstance(bundle, Bundle) else Path(bundle)
         self._env = env
         self._logger: Any = None
         self._runtime: trt.Runtime | None = None
@@ -96,7 +98,7 @@ class TensorRTRunner(Runner):
 
         # Before deserializing: the sidecar must match this TensorRT/GPU and the plan its sha256.
         check_compatible(self.sidecar, self._env or probe_environment(self.cuda), self._root)
-        payload = read_plan(self._root, self.sidecar)
+        payload = read_plan(self._bundle, self.sidecar)
         try:
             self._logger = CapturingLogger(None)
             self._runtime = trt.Runtime(self._logger)
