@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,13 +13,13 @@ from mmedge.io import sha256_file, write_json
 from mmedge.serialize import DICT_KEY, OMIT_NONE, SKIP, from_json, to_json
 from mmedge.specs import Preprocessing, TensorSpec
 
-log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2  # 2: side files (tokenizer, torch reference) have a sha256 under "files"
-READS = (1, 2)  # schema versions this mmedge loads; 1 loads with a warning naming its unhashed files
+READS = (1, 2)  # schema versions this mmedge parses; 1 only for `mmedge migrate`/`inspect` (load(legacy=True))
 MANIFEST = "bundle.json"
 
 # ---- layout: the one place that names the folders of a bundle and the exported batch range ----
 TORCH_DIR = "torch"  # the fp32 PyTorch reference (weights + run.json) for the torch backend
+TORCH_FILES = ("model.safetensors", "run.json")  # its files (mmedge.train.checkpoint CHECKPOINT, RUN_META)
 ENGINE_DIR = "engines"  # TensorRT plans, their sidecars and build logs
 MAX_BATCH = 64
 BATCH_RANGE: tuple[int, int, int] = (1, 1, MAX_BATCH)  # (min, opt, max) of every exported "batch" axis
@@ -29,6 +28,13 @@ BATCH_RANGE: tuple[int, int, int] = (1, 1, MAX_BATCH)  # (min, opt, max) of ever
 def batch_range() -> dict[str, tuple[int, int, int]]:
     """The `ranges` entry of a dynamic batch axis (a fresh dict each call)."""
     return {"batch": BATCH_RANGE}
+
+
+def schema_1_error(root: Path) -> BundleError:
+    """The one-line refusal of a schema-1 bundle (unhashed side files) with the migration command."""
+    return BundleError(f"{root / MANIFEST} is schema 1 (written by an older mmedge): its tokenizer and torch "
+                       f"reference are not hashed; run: mmedge migrate {root} (it records their sha256 after you "
+                       "confirm the files are the ones you exported), or re-export")
 
 
 @dataclass
@@ -103,7 +109,7 @@ class Bundle:
         if self.files is None and self.schema_version >= 2:
             self.files = {}  # a schema-2 bundle always has the map (schema 1 keeps its document unchanged)
         self.verify_hashes = True  # Bundle.load(verify=False) turns hashing on use off (confinement stays)
-        self.unhashed: list[str] = []  # files a schema-1 bundle reads without a recorded sha256
+        self.unhashed: list[str] = []  # side files a schema-1 bundle has no sha256 for (never read: migrate first)
         self._verified: dict[str, Path] = {}
         self._lock = threading.Lock()
         self._manifest_id: tuple[int, int] | None = None  # (inode, mtime) of the bundle.json this was loaded from
@@ -129,7 +135,9 @@ class Bundle:
                 fix = self._fix("re-run mmedge export")
                 raise BundleError(f"bundle file missing: {full} ({key or relative}); {fix}")
             expected = self.recorded_sha256(relative)
-            if self.verify_hashes and expected is None and relative not in self.unhashed:
+            if self.verify_hashes and expected is None and self.schema_version < 2:
+                raise schema_1_error(self.root)
+            if self.verify_hashes and expected is None:
                 raise BundleError(f"bundle.json records no sha256 for {relative}, so it cannot be trusted; "
                                   f"re-export the bundle (mmedge export RUN --out {self.root})")
             if self.verify_hashes and expected is not None:
@@ -183,6 +191,11 @@ class Bundle:
                     return art.sha256
         record = (self.files or {}).get(relative)
         return record.sha256 if record is not None else None
+
+    def side_files(self) -> list[str]:
+        """The side files a runtime reads, in export's order: the torch reference (when present), the tokenizer."""
+        files = [f"{TORCH_DIR}/{name}" for name in TORCH_FILES] if (self.root / TORCH_DIR).is_dir() else []
+        return files + ([self.preprocessing.text.tokenizer] if self.preprocessing.text is not None else [])
 
     def verify_preprocessing(self) -> None:
         """Verify the files preprocessing reads (the tokenizer) before a Preprocessor opens them."""
@@ -243,8 +256,8 @@ class Bundle:
         return record
 
     @classmethod
-    def load(cls, root: str | Path, verify: bool = True) -> Bundle:
-        """Read, schema-validate, confine and cross-check bundle.json; files are hashed when first used."""
+    def load(cls, root: str | Path, verify: bool = True, *, legacy: bool = False) -> Bundle:
+        """Read, validate, confine and cross-check bundle.json (schema 1 only if `legacy`); files hashed on use."""
         root = Path(root)
         manifest = root / MANIFEST
         if not root.is_dir():
@@ -253,11 +266,14 @@ class Bundle:
             raise BundleError(f"{root} is not a bundle: {MANIFEST} is missing (re-run mmedge export)")
         st = manifest.stat()
         bundle = cls._from_json(root, read_manifest(manifest))
+        if bundle.schema_version < 2 and not legacy:
+            raise schema_1_error(root)
         bundle._manifest_id = (st.st_ino, st.st_mtime_ns)
         bundle.verify_hashes = verify
         if verify:
             bundle.check_present()
-        bundle._migrate()
+        if bundle.schema_version < 2:
+            bundle.unhashed = [f for f in bundle.side_files() if bundle.recorded_sha256(f) is None]
         return bundle
 
     @classmethod
@@ -284,20 +300,6 @@ class Bundle:
         if problem is not None:
             raise BundleError(f"{manifest}: {problem}; re-export the bundle")
         return bundle
-
-    def _migrate(self) -> None:
-        """Schema 1 (no side-file hashes): loads, with one warning naming the files read unverified."""
-        if self.schema_version >= 2:
-            return
-        side = [self.preprocessing.text.tokenizer] if self.preprocessing.text is not None else []
-        torch_dir = self.root / TORCH_DIR
-        if torch_dir.is_dir():
-            side += sorted(f"{TORCH_DIR}/{p.name}" for p in torch_dir.iterdir() if p.is_file())
-        self.unhashed = [f for f in side if self.recorded_sha256(f) is None]
-        if self.unhashed:
-            log.warning("bundle %s has schema_version 1 (older mmedge): %s have no sha256 and are loaded "
-                        "unverified; re-export it to record them: mmedge export RUN --out %s",
-                        self.root, ", ".join(self.unhashed), self.root)
 
     def check_present(self) -> None:
         """Every artifact file named in bundle.json exists (cheap: no hashing)."""

@@ -110,11 +110,18 @@ def legacy_manifest(root: Path) -> dict[str, Any]:
     }
 
 
-def test_legacy_manifest_loads_and_saves_byte_identical(tmp_path: Path):
-    """An old bundle.json loads into typed specs and is written back byte for byte."""
+def test_legacy_manifest_is_refused_for_use_but_parses_byte_identical(tmp_path: Path):
+    """An old bundle.json is refused by a plain load; read-only (legacy=True) it parses and saves byte for byte."""
     write_json(tmp_path / MANIFEST, legacy_manifest(tmp_path))
     before = (tmp_path / MANIFEST).read_bytes()
-    bundle = Bundle.load(tmp_path)
+    with pytest.raises(BundleError) as info:
+        Bundle.load(tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path}/bundle.json is schema 1 (written by an older mmedge): its tokenizer and torch reference are "
+        f"not hashed; run: mmedge migrate {tmp_path} (it records their sha256 after you confirm the files are the "
+        "ones you exported), or re-export")
+    assert "\n" not in str(info.value)
+    bundle = Bundle.load(tmp_path, legacy=True)
     assert bundle.preprocessing.need_text().max_length == 16 and bundle.preprocessing.image is None
     assert bundle.components["text"].inputs[0].ranges["seq"] == (1, 16, 16)
     assert bundle.components[HEAD].name == HEAD
@@ -123,16 +130,32 @@ def test_legacy_manifest_loads_and_saves_byte_identical(tmp_path: Path):
     assert list(json.loads(before)) == LEGACY_KEYS
 
 
-def test_legacy_manifest_warns_once_and_reads_tokenizer_unverified(tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    """Schema 1 has no side-file hashes: it loads, with one warning naming them and the fix; use is allowed."""
+def test_legacy_manifest_never_reads_unhashed_files_and_migrates(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Schema 1: even read-only, the unhashed tokenizer is never read; after migrate it is recorded and verified."""
+    from mmedge.migrate import migrate_bundle
+
     write_json(tmp_path / MANIFEST, legacy_manifest(tmp_path))
     (tmp_path / "tokenizer.json").write_text("{}")
-    with caplog.at_level("WARNING", logger="mmedge.bundle"):
-        bundle = Bundle.load(tmp_path)
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1 and "tokenizer.json" in warnings[0] and "mmedge export" in warnings[0]
+    with caplog.at_level("WARNING"):
+        bundle = Bundle.load(tmp_path, legacy=True)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # refused on use, not warned about
     assert bundle.schema_version == 1 and bundle.unhashed == ["tokenizer.json"]
-    assert bundle.verified_path("tokenizer.json") == tmp_path / "tokenizer.json"
+    with pytest.raises(BundleError, match=r"is schema 1 .*run: mmedge migrate"):
+        bundle.verified_path("tokenizer.json")
+    with pytest.raises(BundleError, match=r"is schema 1 .*run: mmedge migrate"):
+        bundle.verify_preprocessing()
+    report = migrate_bundle(tmp_path)
+    assert report.migrated and list(report.hashed) == ["tokenizer.json"]
+    assert report.hashed["tokenizer.json"].sha256 == sha256_file(tmp_path / "tokenizer.json")
+    assert sorted(report.verified) == ["fusion_head.onnx", "text.onnx"]
+    data = json.loads((tmp_path / MANIFEST).read_text())
+    assert list(data) == EXPORTED_KEYS and data["schema_version"] == SCHEMA_VERSION
+    assert data["files"] == {"tokenizer.json": {"sha256": sha256_file(tmp_path / "tokenizer.json"), "bytes": 2}}
+    migrated = Bundle.load(tmp_path)
+    assert migrated.unhashed == [] and migrated.verified_path("tokenizer.json") == tmp_path / "tokenizer.json"
+    (tmp_path / "tokenizer.json").write_text("[]")
+    with pytest.raises(BundleError, match="bundle file altered"):
+        Bundle.load(tmp_path).verify_preprocessing()
 
 
 def test_exported_manifest_keys_and_resave(tiny_bundle: Path):
@@ -160,8 +183,14 @@ def test_wrong_type_in_manifest_names_key_path(tmp_path: Path):
 
 
 def test_coerce(tmp_path: Path):
-    """A Bundle passes through untouched; a path is loaded and its files verified on use."""
+    """A Bundle passes through untouched; a path is loaded and its files verified on use (schema 1: refused)."""
+    from mmedge.migrate import migrate_bundle
+
     write_json(tmp_path / MANIFEST, legacy_manifest(tmp_path))
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(BundleError, match="is schema 1"):
+        Bundle.coerce(tmp_path)
+    migrate_bundle(tmp_path)
     loaded = Bundle.coerce(tmp_path)
     assert Bundle.coerce(loaded) is loaded and loaded.name == "legacy"
     (tmp_path / "text.onnx").write_bytes(b"changed")

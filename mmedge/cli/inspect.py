@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +22,27 @@ def inspect(
     bundle: Path = typer.Argument(..., help="Bundle directory."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show every artifact of a bundle (hashes verified, graphs checked against bundle.json; non-zero if not)."""
-    from mmedge.bundle import Bundle
+    """Show every artifact of a bundle (hashes verified, graphs checked; non-zero if not, or if it needs migrate)."""
+    from mmedge.bundle import Bundle, schema_1_error
     from mmedge.errors import BundleError
     from mmedge.eval.inspect import inspect_bundle
 
-    info = inspect_bundle(Bundle.load(bundle))
+    loaded = Bundle.load(bundle, legacy=True)  # read-only: a schema-1 bundle is shown, then refused below
+    info = inspect_bundle(loaded)
     if as_json:
         print_json(info)
+        sys.stdout.flush()  # the report first, then a refusal below (stderr)
     else:
         console.print(summary_table(info))
         if info.get("auto_precision"):
             console.print("auto precision: " + ",".join(f"{c}={p}" for c, p in info["auto_precision"].items()))
         if info.get("unverified"):
             console.print(f"unverified (schema_version {info['schema_version']}, no sha256 recorded): "
-                          f"{', '.join(info['unverified'])}; re-export the bundle to record them", highlight=False)
+                          f"{', '.join(info['unverified'])}", highlight=False, markup=False, soft_wrap=True)
     if info.get("problems"):
         raise BundleError("inconsistent bundle: " + "; ".join(info["problems"]))
+    if info.get("needs_migration"):
+        raise schema_1_error(loaded.root)
 
 
 def _dtypes(row: dict[str, Any]) -> str:

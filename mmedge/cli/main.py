@@ -21,7 +21,8 @@ app = typer.Typer(
 
 # Command group → its `register(app)`; heavy imports happen inside the commands. Listed in help order.
 COMMAND_TABLE = {name: f"mmedge.cli.{name}:register" for name in
-                 ("train", "export", "predict", "evaluate", "demo", "quantize", "inspect", "bench", "build")}
+                 ("train", "export", "predict", "evaluate", "demo", "quantize", "inspect", "migrate", "bench",
+                  "build")}
 COMMAND_MODULES: Registry[Callable[[typer.Typer], None]] = Registry("command", COMMAND_TABLE)
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mmedge.bundle import Artifact, Bundle
+from mmedge.bundle import SCHEMA_VERSION, Artifact, Bundle
 from mmedge.bundle_checks import io_problems
 from mmedge.errors import MissingDependencyError
 
@@ -91,7 +91,7 @@ def artifact_summary(bundle: Bundle, precision: str, art: Artifact, component: s
 
 def inspect_bundle(bundle: Bundle | str | Path) -> dict[str, Any]:
     """Per component, per precision: the artifact summaries; every recorded file hashed, every graph checked."""
-    bundle = Bundle.coerce(bundle)
+    bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle, legacy=True)  # read-only: schema 1 too
     bundle.verify()
     components: dict[str, dict[str, Any]] = {name: {"kind": comp.kind,
                          "artifacts": [artifact_summary(bundle, p, a, name) for p, a in comp.artifacts.items()]}
@@ -102,5 +102,6 @@ def inspect_bundle(bundle: Bundle | str | Path) -> dict[str, Any]:
         "engines": sorted(bundle.engines),
         "auto_precision": bundle.provenance.get("auto_precision", {}).get("choice"),
         "unverified": list(bundle.unhashed),
+        "needs_migration": bundle.schema_version < SCHEMA_VERSION,  # schema 1: `mmedge migrate` before use
         "problems": [p for comp in components.values() for row in comp["artifacts"] for p in row.get("problems", [])],
     }

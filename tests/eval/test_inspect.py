@@ -1,17 +1,19 @@
-"""`mmedge inspect` verifies every recorded file, checks each graph against bundle.json and reports unverified files."""
+"""`mmedge inspect` verifies every recorded file, checks each graph against bundle.json, reports schema-1 bundles."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from cli_helpers import assert_one_line_error, invoke
 
 from mmedge.bundle import MANIFEST
+from mmedge.errors import BundleError
 from mmedge.eval.inspect import inspect_bundle
 from mmedge.runtime.pipeline import Pipeline
 
-SIDE_FILES = ["tokenizer.json", "torch/model.safetensors", "torch/run.json"]
+SIDE_FILES = ["torch/model.safetensors", "torch/run.json", "tokenizer.json"]  # export's order
 
 
 def _downgrade(root: Path) -> None:
@@ -27,17 +29,30 @@ def test_consistent_bundle_inspects_clean(tiny_bundle: Path):
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["problems"] == [] and info["unverified"] == [] and info["schema_version"] == 2
+    assert info["needs_migration"] is False
     assert all("problems" in row for comp in info["components"].values() for row in comp["artifacts"])
 
 
-def test_schema_1_bundle_loads_and_is_reported_unverified(tiny_bundle: Path):
+def test_schema_1_bundle_is_inspected_read_only_and_needs_migrate(tiny_bundle: Path):
+    """inspect shows a schema-1 bundle (artifacts verified) and exits non-zero naming `mmedge migrate`."""
     _downgrade(tiny_bundle)
-    assert inspect_bundle(tiny_bundle)["unverified"] == SIDE_FILES
+    before = (tiny_bundle / MANIFEST).read_bytes()
+    info = inspect_bundle(tiny_bundle)
+    assert info["unverified"] == SIDE_FILES and info["needs_migration"] is True and info["problems"] == []
     result = invoke("inspect", tiny_bundle)
+    assert_one_line_error(result, f"is schema 1 (written by an older mmedge): its tokenizer and torch reference "
+                                  f"are not hashed; run: mmedge migrate {tiny_bundle}")
+    assert "sha256" in result.output and "unverified (schema_version 1" in result.output
+    assert "torch/run.json, tokenizer.json" in result.output
+    assert_one_line_error(invoke("inspect", tiny_bundle, "--json"), f"run: mmedge migrate {tiny_bundle}")
+    assert (tiny_bundle / MANIFEST).read_bytes() == before  # read-only
+    with pytest.raises(BundleError, match="is schema 1"):
+        Pipeline.from_bundle(tiny_bundle)
+    assert invoke("migrate", tiny_bundle).exit_code == 0
+    result = invoke("inspect", tiny_bundle, "--json")
     assert result.exit_code == 0, result.output
-    assert "unverified" in result.output and "tokenizer.json" in result.output
-    with Pipeline.from_bundle(tiny_bundle) as pipe:  # still loads and predicts (compatibility)
-        assert pipe.predict(text="one").label
+    info = json.loads(result.output)
+    assert info["unverified"] == [] and info["needs_migration"] is False and info["schema_version"] == 2
 
 
 def test_inspect_hashes_every_artifact(tiny_bundle: Path):

@@ -189,3 +189,15 @@ def test_huge_image_file_is_refused(pipe: Pipeline, tmp_path: Path):
     with pytest.raises(InputError, match="image too large") as info:
         pipe.predict(image=tmp_path / "bomb.png")
     assert type(info.value) is InputError
+
+
+def test_a_closed_pipeline_says_so(tiny_bundle_pristine: Path) -> None:
+    from mmedge.errors import BackendError
+
+    pipe = Pipeline.from_bundle(tiny_bundle_pristine)
+    pipe.close()
+    pipe.close()  # idempotent
+    with pytest.raises(BackendError, match=r"this pipeline is closed; create a new one with Pipeline\.from_bundle"):
+        pipe.predict(text="a prime")
+    with pytest.raises(BackendError, match="inactive runner"):
+        pipe.runners["fusion_head"].infer({})
