@@ -88,7 +88,7 @@ def add_precisions(bundle: Bundle | str | Path, precisions: Sequence[str], name:
     """Quantize the bundle to each listed precision it lacks ('int8-trt' = int8 for TensorRT); a failure warns."""
     from mmedge.quantize.run import QuantizeOptions, quantize_bundle
 
-    loaded = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle, verify=False)
+    loaded = Bundle.coerce(bundle)
     results: list[Any] = []
     for precision in precisions:
         if all(precision in c.artifacts for c in loaded.components.values()):
@@ -101,7 +101,7 @@ def add_precisions(bundle: Bundle | str | Path, precisions: Sequence[str], name:
                                                                target))
         except (MmedgeError, ImportError) as exc:
             log.warning("%s: could not add %s artifacts (%s); that precision is skipped", name, precision, exc)
-            loaded = Bundle.load(loaded.root, verify=False)
+            loaded = Bundle.load(loaded.root)  # the failed run committed nothing: the bundle as on disk
     return results
 
 

@@ -7,6 +7,6 @@ inside the functions that need them, so importing `mmedge.bench` stays cheap.
 from __future__ import annotations
 
 from mmedge.bench.stats import LatencyStats, is_unstable, summarize
-from mmedge.bench.timers import CpuTimer, StageTimes, Timer
+from mmedge.bench.timers import CpuTimer, StageRecorder, Timer
 
-__all__ = ["CpuTimer", "LatencyStats", "StageTimes", "Timer", "is_unstable", "summarize"]
+__all__ = ["CpuTimer", "LatencyStats", "StageRecorder", "Timer", "is_unstable", "summarize"]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from mmedge.bench.stats import LatencyStats, summarize
 from mmedge.runtime.timing import CpuTimer, Timer
 
-__all__ = ["CpuTimer", "StageRecorder", "StageTimes", "Timer"]
+__all__ = ["CpuTimer", "StageRecorder", "Timer"]
 
 
 class StageRecorder:
@@ -107,4 +107,3 @@ class StageRecorder:
             return len(self._iterations)
 
 
-StageTimes = StageRecorder  # the old name; not the TensorRT runner's per-call StageTimes dataclass

@@ -21,7 +21,7 @@ from mmedge.bench.report import (
 )
 from mmedge.bench.stats import instability_warning, summarize
 from mmedge.bench.summary import render_table, to_markdown
-from mmedge.bench.timers import StageTimes
+from mmedge.bench.timers import StageRecorder
 from mmedge.errors import InputError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -30,7 +30,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def _result(backend: str, precision: str, center_ms: float, accuracy: float | None, seed: int) -> BenchResult:
     rng = np.random.default_rng(seed)
     samples_ms = list(center_ms + rng.gamma(2.0, center_ms * 0.02, size=200))
-    stages = StageTimes()
+    stages = StageRecorder()
     for ms in samples_ms:
         stages.add_iteration(
             {"preprocess": int(0.1 * ms * 1e6), "image": int(0.6 * ms * 1e6), "head": 50_000}

@@ -6,11 +6,7 @@ import threading
 
 import pytest
 
-from mmedge.bench.timers import StageRecorder, StageTimes, Timer
-
-
-def test_old_name_is_the_recorder() -> None:
-    assert StageTimes is StageRecorder
+from mmedge.bench.timers import StageRecorder, Timer
 
 
 class FakeTimer:
