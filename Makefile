@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[train,dev]"
+	$(PY) -m pip install -q -e ".[train,dev,serve,openvino]"
 	# type stubs only: their `tensorrt` dependency cannot be installed without NVIDIA's index
 	$(PY) -m pip install -q --no-deps "tensorrt-stubs>=10.0"
 	touch $(STAMP)

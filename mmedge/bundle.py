@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mmedge.bundle_checks import confine, consistency_problem, manifest_paths, read_manifest, validate_schema
-from mmedge.errors import BundleError, ConfigError
+from mmedge.errors import BundleError, BundleNotFoundError, ConfigError
 from mmedge.io import sha256_file, write_json
 from mmedge.serialize import DICT_KEY, OMIT_NONE, SKIP, from_json, to_json
 from mmedge.specs import Preprocessing, TensorSpec
@@ -222,6 +222,11 @@ class Bundle:
         return self.verified_path(art.file, f"components.{component}.artifacts.{precision}.file")
 
     @property
+    def split_seed(self) -> int:
+        """The training run's split_seed (a manifest's group split), so val/test here are the run's own rows."""
+        return int(self.provenance.get("split_seed", 0))  # bundles exported before it was recorded: the default
+
+    @property
     def requires_all_modalities(self) -> bool:
         """True when the fusion op cannot handle a missing modality (e.g. product fusion)."""
         return bool(self.fusion.get("requires_all", False))
@@ -261,9 +266,10 @@ class Bundle:
         root = Path(root)
         manifest = root / MANIFEST
         if not root.is_dir():
-            raise BundleError(f"bundle folder not found: {root} (create one with: mmedge export RUN --out {root})")
+            raise BundleNotFoundError(f"bundle folder not found: {root} "
+                                      f"(create one with: mmedge export RUN --out {root})")
         if not manifest.is_file():
-            raise BundleError(f"{root} is not a bundle: {MANIFEST} is missing (re-run mmedge export)")
+            raise BundleNotFoundError(f"{root} is not a bundle: {MANIFEST} is missing (re-run mmedge export)")
         st = manifest.stat()
         bundle = cls._from_json(root, read_manifest(manifest))
         if bundle.schema_version < 2 and not legacy:

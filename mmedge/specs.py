@@ -43,12 +43,16 @@ def embedding_name(modality: str) -> str:
 
 
 # ---- preprocessing: what any runtime needs to reproduce training-time inputs ------------------
+# HF_SPEC_DOC: a spec's optional "hf" object describes a user's Hugging Face encoder (path, family,
+# model_type, and what its graph does in-graph, e.g. Whisper's log-mel); the runtime preprocessing
+# itself is fully given by the other fields.
 @dataclass(frozen=True)
 class TextSpec:
     """Tokenizer file (relative to the bundle/run root) and the longest token sequence."""
 
     tokenizer: str
     max_length: int
+    hf: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)  # hf:PATH encoder (HF_SPEC_DOC)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class ImageSpec:
     mean: list[float]
     std: list[float]
     resize: str = "bilinear"
+    hf: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)  # hf:PATH encoder (HF_SPEC_DOC)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class AudioSpec:
 
     sample_rate: int
     clip_seconds: float
+    hf: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)  # hf:PATH encoder (HF_SPEC_DOC)
 
     @property
     def samples(self) -> int:

@@ -14,6 +14,21 @@ if TYPE_CHECKING:
     from standin_cuda import StandinCuda
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Caches (embeddings, ONNX Runtime graphs) go to a session folder, never the user's ~/.cache."""
+    import os
+
+    folder = tmp_path_factory.mktemp("mmedge-cache")
+    old = os.environ.get("MMEDGE_CACHE_DIR")
+    os.environ["MMEDGE_CACHE_DIR"] = str(folder)  # subprocesses (the CLI, torchrun) inherit it
+    yield folder
+    if old is None:
+        os.environ.pop("MMEDGE_CACHE_DIR", None)
+    else:
+        os.environ["MMEDGE_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny tri-modal run (400 samples per split, 30 epochs): real training, ~20 s, well above chance."""

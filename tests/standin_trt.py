@@ -201,7 +201,7 @@ class IExecutionContext:
         for inp, mode in self.engine._io:
             if mode != TensorIOMode.INPUT:
                 continue
-            dtype = np.dtype(nptype(self.engine.get_tensor_dtype(inp.name)))
+            dtype: np.dtype[Any] = np.dtype(nptype(self.engine.get_tensor_dtype(inp.name)))
             nbytes = int(np.prod(shapes[inp.name], dtype=np.int64)) * dtype.itemsize
             feed[inp.name] = CUDA.device_view(addresses[inp.name], nbytes).view(dtype).reshape(shapes[inp.name]).copy()
         names = [o.name for o, mode in self.engine._io if mode == TensorIOMode.OUTPUT]

@@ -345,3 +345,11 @@ def test_graph_that_disagrees_with_manifest(tiny_bundle: Path, case: str):
     assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
     assert_one_line_error(invoke("predict", tiny_bundle, "--text", "one"), expected)
     assert_one_line_error(invoke("inspect", tiny_bundle), expected)
+
+
+@pytest.mark.parametrize("modality", ["text", "image", "audio"])
+def test_an_encoder_without_its_preprocessing_is_refused_at_load(tiny_bundle: Path, modality: str):
+    """Found by the fuzzer: a bundle.json without preprocessing.<m> loaded and failed only at the first predict."""
+    edit_manifest(tiny_bundle, lambda data: data["preprocessing"].pop(modality))
+    message = load_error(tiny_bundle)
+    assert f"preprocessing.{modality} is missing" in message, message

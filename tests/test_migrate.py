@@ -51,7 +51,7 @@ def predict_json(root: Path) -> dict[str, Any]:
         sf.write(audio, np.sin(np.arange(8000, dtype=np.float32) / 9.0) * 0.3, 8000)
     result = invoke("predict", root, "--text", "seven", "--image", image, "--audio", audio, "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # notes (input conversions) go to stderr
     data.pop("timings_ms", None)
     return data
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmedge.bench.costmodel import Cost, count_cost
 from mmedge.bench.stats import LatencyStats
+from mmedge.errors import MissingDependencyError
 from mmedge.specs import HEAD
 
 if TYPE_CHECKING:
@@ -42,7 +43,11 @@ def component_costs(
     for comp, shapes in component_shapes(bundle, batch, modalities).items():
         key = (comp, precision, tuple(sorted(shapes.items())))
         if key not in cache:
-            cache[key] = count_cost(bundle.artifact_path(comp, precision), shapes)
+            try:
+                cache[key] = count_cost(bundle.artifact_path(comp, precision), shapes)
+            except MissingDependencyError as exc:  # the runtime install has no onnx: latency still counts
+                logger.info("cost model not counted: %s", exc)
+                return {}
         out[comp] = cache[key]
     return out
 
@@ -52,12 +57,23 @@ def _gflops(cost: Cost, ms: float) -> float | None:
     return cost.flops / (ms * 1e-3) / 1e9 if ms > 0 else None
 
 
+def mixed_peak_ms(cost: Cost, peak_gflops: float | None, peak_int8_gops: float | None) -> float | None:
+    """Fastest possible time (ms) for `cost`: its int8 MACs at the int8 peak, the rest at the fp32 peak."""
+    if not peak_gflops or not peak_int8_gops:
+        return None
+    quantized = 2 * min(cost.quantized_macs, cost.macs)
+    return 1e3 * (quantized / (peak_int8_gops * 1e9) + (cost.flops - quantized) / (peak_gflops * 1e9))
+
+
 def compute_figures(
-    costs: dict[str, Cost], stats: LatencyStats, stages: dict[str, LatencyStats], peak_gflops: float | None
+    costs: dict[str, Cost], stats: LatencyStats, stages: dict[str, LatencyStats], peak_gflops: float | None,
+    peak_int8_gops: float | None = None,
 ) -> dict[str, Any]:
-    """GFLOP per call, achieved GFLOP/s at p50 and % of the estimated fp32 peak (total, per component)."""
+    """GFLOP per call, achieved GFLOP/s at p50, % of the estimated fp32 peak and % of the precision-aware
+    peak (int8 MACs at the int8 peak, the rest at fp32's), in total and per component."""
     total = sum(costs.values(), Cost(0, 0, {}))
     achieved = _gflops(total, stats.p50_ms)
+    ideal = mixed_peak_ms(total, peak_gflops, peak_int8_gops)
     by_component: dict[str, Any] = {}
     for comp, cost in costs.items():
         stage = stages.get(HEAD if comp == HEAD else f"encoder.{comp}")
@@ -68,6 +84,9 @@ def compute_figures(
             "quantized_macs": cost.quantized_macs,
             "p50_ms": stage.p50_ms if stage else None,
             "achieved_gflops": comp_gflops,
+            "pct_of_mixed_peak": (100.0 * ideal_c / stage.p50_ms if stage is not None and stage.p50_ms > 0
+                                  and (ideal_c := mixed_peak_ms(cost, peak_gflops, peak_int8_gops)) is not None
+                                  else None),
             "input_shapes": cost.input_shapes,
             "uncounted": cost.uncounted,
         }
@@ -76,18 +95,24 @@ def compute_figures(
         "achieved_gflops": achieved,
         "peak_gflops": peak_gflops,
         "pct_of_peak": 100.0 * achieved / peak_gflops if achieved is not None and peak_gflops else None,
+        "peak_int8_gops": peak_int8_gops,
+        "pct_of_mixed_peak": 100.0 * ideal / stats.p50_ms if ideal is not None and stats.p50_ms > 0 else None,
         "by_component": by_component,
     }
 
 
 def concurrency_figures(stages: dict[str, LatencyStats], modalities: list[str]) -> dict[str, Any] | None:
-    """Concurrent encoders' p50 vs the sum and vs the slowest of the encoders run one by one."""
+    """Concurrent encoders' p50 vs the sum and vs the slowest of the encoders run one by one (and the
+    pipeline's own choice, `auto`, vs sequential)."""
     per = [stages[f"encoder.{m}"].p50_ms for m in modalities if f"encoder.{m}" in stages]
     conc, seq = stages.get("encoders.concurrent"), stages.get("encoders.sequential")
+    auto = stages.get("encoders.auto")
     if conc is None or not per:
         return None
     total, slowest = sum(per), max(per)
     return {
+        "auto_p50_ms": auto.p50_ms if auto else None,
+        "auto_over_sequential": auto.p50_ms / seq.p50_ms if auto and seq and seq.p50_ms > 0 else None,
         "concurrent_p50_ms": conc.p50_ms,
         "sequential_p50_ms": seq.p50_ms if seq else None,
         "sum_of_encoders_p50_ms": total,

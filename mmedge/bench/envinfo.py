@@ -195,6 +195,23 @@ def fp32_flops_per_cycle(flags: dict[str, bool]) -> tuple[int, str]:
     return 8, "scalar/SSE: 4 fp32 lanes x 2 (FMA) x 1 unit"
 
 
+def int8_ops_per_cycle(flags: dict[str, bool]) -> tuple[int, str]:
+    """Peak int8 ops per cycle per core (a MAC = 2 ops) implied by the ISA, with the assumption spelled out.
+
+    AVX-512 VNNI: vpdpbusd does 64 u8xs8 MACs per 512-bit instruction, 2 units = 256 ops; AVX-VNNI
+    (256-bit): 128; AVX2 / AVX-512 without VNNI: vpmaddubsw + vpmaddwd, about twice the fp32 rate;
+    NEON with dot product: sdot does 16 MACs per 128 bits, 2 pipes = 64. An upper bound, like fp32's.
+    """
+    if flags.get("avx512_vnni"):
+        return 256, "AVX-512 VNNI: 64 int8 MACs x 2 ops x 2 units"
+    if flags.get("avx_vnni"):
+        return 128, "AVX-VNNI: 32 int8 MACs x 2 ops x 2 units"
+    if flags.get("asimddp"):
+        return 64, "NEON dot product: 16 int8 MACs x 2 ops x 2 pipes"
+    fp32, _ = fp32_flops_per_cycle(flags)
+    return 2 * fp32, "no int8 dot-product instructions: ~2x the fp32 rate (multiply-add pairs)"
+
+
 def cpu_peak_gflops(
     cores: int | None = None, freq_mhz: float | None = None, flags: dict[str, bool] | None = None
 ) -> float | None:
@@ -205,6 +222,13 @@ def cpu_peak_gflops(
         return None
     per_cycle, _ = fp32_flops_per_cycle(flags if flags is not None else isa_flags())
     return cores * (freq_mhz / 1000.0) * per_cycle
+
+
+def cpu_peak_int8_gops(cores: int | None, freq_mhz: float | None, flags: dict[str, bool]) -> float | None:
+    """Estimated peak int8 GOP/s = physical cores x max GHz x int8 ops/cycle (see int8_ops_per_cycle)."""
+    if not cores or not freq_mhz:
+        return None
+    return cores * (freq_mhz / 1000.0) * int8_ops_per_cycle(flags)[0]
 
 
 def peak_rss_mb() -> float | None:
@@ -279,6 +303,7 @@ def environment_record(bundle_root: Path | None = None) -> dict[str, Any]:
     freq = cpu_max_freq_mhz(text)
     per_cycle, assumption = fp32_flops_per_cycle(flags)
     peak = cpu_peak_gflops(cores["physical"], freq, flags)
+    int8_per_cycle, int8_assumption = int8_ops_per_cycle(flags)
     return {
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "hostname": socket.gethostname(),
@@ -303,6 +328,9 @@ def environment_record(bundle_root: Path | None = None) -> dict[str, Any]:
             "fp32_flops_per_cycle": per_cycle,
             "peak_gflops_estimate": peak,
             "peak_gflops_assumption": f"physical cores x max GHz x {per_cycle} ({assumption})",
+            "int8_ops_per_cycle": int8_per_cycle,
+            "peak_int8_gops_estimate": cpu_peak_int8_gops(cores["physical"], freq, flags),
+            "peak_int8_assumption": f"physical cores x max GHz x {int8_per_cycle} ({int8_assumption})",
         },
         "gpu": gpu_info(),
         "threads_env": {name: os.environ.get(name) for name in THREAD_ENV_VARS},

@@ -25,7 +25,17 @@ from mmedge.bench.measure import (
     error_text,
     interleave,
 )
-from mmedge.bench.plan import COMPILE, BenchSpec, check_spec, plan_configs, resolve_modalities, split_backend
+from mmedge.bench.plan import (
+    COMPILE,
+    PEERS,
+    VARIANT_PRECISION,
+    BenchSpec,
+    check_spec,
+    load_precision,
+    plan_configs,
+    resolve_modalities,
+    split_backend,
+)
 from mmedge.bench.report import BenchConfig, BenchReport, BenchResult, failed_stats
 from mmedge.bench.stats import instability_warning, summarize
 from mmedge.bench.summary import ordered_stages, write_outputs
@@ -34,11 +44,13 @@ from mmedge.bundle import Bundle
 from mmedge.errors import InputError, MmedgeError
 from mmedge.precision import artifact_key
 from mmedge.runtime.backends import backend_info
+from mmedge.runtime.options import usable_cores
 
 if TYPE_CHECKING:
     from mmedge.runtime.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
+VARIANT_COST_NOTE = "not counted: ORT's quantize_dynamic graph is made at load"
 
 __all__ = ["BenchSpec", "compare_latency", "run_bench"]
 
@@ -52,9 +64,15 @@ def _rss_mb() -> float | None:
     return float(psutil.Process().memory_info().rss) / 2**20
 
 
+def concurrency(mode: str) -> bool | str:
+    """The Pipeline's `concurrent` for a bench mode: 'auto', True or False."""
+    return "auto" if mode == "auto" else mode == "concurrent"
+
+
 def load_pipeline(spec: BenchSpec, bundle: Bundle, backend: str,
                   precision: str) -> tuple[Pipeline | None, str | None, float | None]:
-    """(pipeline, error, RSS growth in MiB) of one configuration; torch.compile failures become an error."""
+    """(pipeline, error, RSS growth in MiB) of one configuration; a peer's failure (torch.compile, a missing
+    optional package) becomes an error row, mmedge's own configurations raise."""
     from mmedge.runtime.pipeline import Pipeline
 
     runner_backend, options = split_backend(backend)
@@ -63,13 +81,13 @@ def load_pipeline(spec: BenchSpec, bundle: Bundle, backend: str,
         pipe = Pipeline.from_bundle(
             bundle,
             runner_backend,
-            precision,
+            load_precision(backend, precision),
             threads=spec.threads,
-            concurrent=spec.mode == "concurrent",
+            concurrent=concurrency(spec.mode),
             **options,
         )
     except Exception as exc:
-        if backend != COMPILE:
+        if backend not in PEERS:
             raise
         return None, error_text(exc, "load"), None
     after = _rss_mb()
@@ -82,14 +100,15 @@ def _label(spec: BenchSpec, bundle: Bundle, backend: str, precision: str, batch:
     return label if mods == list(bundle.modalities) else f"{label}/{'+'.join(mods)}"
 
 
-def _result(c: Contender, batch: int, peak: float | None, costs: dict[str, Any], mods: list[str]) -> BenchResult:
+def _result(c: Contender, batch: int, peak: tuple[float | None, float | None], costs: dict[str, Any],
+            mods: list[str]) -> BenchResult:
     """BenchResult of one measured (or failed) contender."""
     samples = c.times.samples(HEADLINE)
     if c.error is not None or not samples:
         return BenchResult(c.config, failed_stats(batch), error=c.error or "no iteration completed")
     stats = summarize(samples, batch)
     stages = ordered_stages({k: v for k, v in c.times.summarize(batch).items() if k != HEADLINE})
-    c.config.extra["compute"] = annotate.compute_figures(costs, stats, stages, peak)
+    c.config.extra["compute"] = annotate.compute_figures(costs, stats, stages, *peak) if costs else None
     c.config.extra["concurrency"] = annotate.concurrency_figures(stages, mods)
     warning = instability_warning(stats, label="model latency")
     if warning:
@@ -100,7 +119,7 @@ def _result(c: Contender, batch: int, peak: float | None, costs: dict[str, Any],
         stats,
         stages,
         [ns / 1e6 for ns in samples],
-        cost=total,
+        cost=total if costs else None,  # None: not counted (no onnx), see summary.cost_note
         warnings=[warning] if warning else [],
     )
 
@@ -123,7 +142,7 @@ def _measure_batch(
             precision,
             batch,
             tuple(mods),
-            spec.threads,
+            pipe.threads if pipe is not None else None,  # what the pipeline runs ('auto' resolved)
             spec.mode,
             _label(spec, bundle, backend, precision, batch, mods),
             {
@@ -137,16 +156,18 @@ def _measure_batch(
         contenders.append(Contender(config, pipe, error=error))
     phases = PHASES if spec.stages else (HEADLINE,)
     settings = LoopSettings(
-        spec.warmup, spec.iters, spec.seconds, phases, spec.mode == "concurrent", spec.timer_factory
+        spec.warmup, spec.iters, spec.seconds, phases, concurrency(spec.mode), spec.timer_factory
     )
     rounds, wall = interleave(contenders, workload, settings)
     logger.info("batch %d: %d interleaved rounds in %.1f s", batch, rounds, wall)
-    peak = env["cpu"].get("peak_gflops_estimate")
+    peak = env["cpu"].get("peak_gflops_estimate"), env["cpu"].get("peak_int8_gops_estimate")
     cost_cache: annotate.CostCache = {}
     results = []
     for c in contenders:
         costs: dict[str, Any] = {}
-        if c.active:
+        if c.active and c.config.backend in VARIANT_PRECISION:  # timed a graph made at load, not an artifact
+            c.config.extra["cost_note"] = VARIANT_COST_NOTE
+        elif c.active:
             runner_backend = split_backend(c.config.backend)[0]
             fp32_only = backend_info(runner_backend).fp32_only
             prec = "fp32" if fp32_only else artifact_key(c.config.precision, runner_backend)
@@ -189,7 +210,7 @@ def _attach_accuracy(
     """Accuracy of each configuration's pipeline on the split (torch.compile: the eager model's)."""
     from mmedge.data.manifest import resolve_dataset
 
-    dataset = resolve_dataset(spec.data, split_arg(spec.split), spec.seed)
+    dataset = resolve_dataset(spec.data, split_arg(spec.split), spec.seed, split_seed=bundle.split_seed)
     key = annotate.accuracy_key(bundle.modalities, mods)
     scores: dict[tuple[str, str], float] = {}
     for (backend, precision), (pipe, _, _) in loaded.items():
@@ -217,6 +238,7 @@ def _env(spec: BenchSpec, bundle: Bundle, mods: list[str], plan: list[tuple[str,
         "iters": None if spec.seconds else spec.iters,
         "seconds": spec.seconds,
         "threads": spec.threads,
+        "threads_resolved": None,  # filled once pipelines are loaded
         "mode": spec.mode,
         "stages": spec.stages,
         "data": f"{spec.data}:{spec.split}",
@@ -225,6 +247,7 @@ def _env(spec: BenchSpec, bundle: Bundle, mods: list[str], plan: list[tuple[str,
         "interleaved": "round-robin, rotated start, per phase",
         "headline": "model compute",
         "loadavg_start": _loadavg(),
+        "usable_cores": usable_cores(),
     }
     return env
 
@@ -245,13 +268,19 @@ def run_bench(spec: BenchSpec) -> BenchReport:
     plan = plan_configs(spec, bundle, mods)
     if spec.power and not annotate.power_available():
         raise InputError(f"--power: {annotate.POWER_NOTE_ABSENT}")
-    samples = load_samples(spec.data, spec.split, mods, spec.pool, spec.seed)
+    samples = load_samples(spec.data, spec.split, mods, spec.pool, spec.seed, split_seed=bundle.split_seed)
     env = _env(spec, bundle, mods, plan)
+    if spec.cold_start:  # first, in fresh processes, before this one fills the page cache further
+        from mmedge.bench.coldstart import cold_starts
+
+        env["bench"]["cold_start"] = cold_starts(bundle.root, spec.cold_start, mods, spec.threads, spec.cold_start_runs,
+                                                 spec.data, spec.split, bundle.split_seed)
     loaded: dict[tuple[str, str], Any] = {}
     try:
         for backend, precision in plan:
             loaded[(backend, precision)] = load_pipeline(spec, bundle, backend, precision)
         base = next((p for p, _, _ in loaded.values() if p is not None), None)
+        env["bench"]["threads_resolved"] = base.threads if base is not None else None
         if base is None:
             raise MmedgeError(
                 "no configuration could be loaded: "

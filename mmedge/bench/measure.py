@@ -2,13 +2,17 @@
 
 A round runs each phase for every configuration before the next phase (config A, config B, …),
 starting from a different configuration each round, so machine noise (other processes, thermal
-and frequency changes) hits all configurations alike. Phases per round:
+and frequency changes) hits all configurations alike; the ``model`` and ``other`` phases swap
+places every other round, so neither encoder mode is always measured in the same position.
+Phases per round:
 
 * ``model``: `Pipeline.run_batch` in the headline mode (model compute only) — the headline
   latency, plus ``fusion_head`` and ``encoders.<mode>`` from the pipeline's own stage timers;
 * ``other``: `run_batch` in the other encoder mode, giving ``encoders.sequential`` and
-  ``encoders.concurrent`` side by side; per-encoder times ``encoder.<m>`` come from the
-  sequential run, where encoders do not compete for cores;
+  ``encoders.concurrent`` side by side (headline ``auto``, the pipeline's measured choice:
+  sequential and concurrent on alternate rounds, so ``encoders.auto`` can be compared with both);
+  per-encoder times ``encoder.<m>`` come from the sequential run, where encoders do not compete
+  for cores;
 * ``preprocess``: the preprocessor of each modality on the raw samples (``preprocess.<m>``);
 * ``e2e``: `Pipeline.predict_batch` on raw samples (``end_to_end``, ``preprocess``,
   ``postprocess`` = softmax).
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from mmedge.bench.report import BenchConfig
 from mmedge.bench.timers import CpuTimer, StageRecorder, Timer
+from mmedge.progress import task, track
 
 if TYPE_CHECKING:
     from mmedge.bench.workload import Workload
@@ -43,6 +48,7 @@ HEADLINE = "model"
 PHASES: tuple[str, ...] = ("model", "other", "preprocess", "e2e")
 ERROR_CHARS = 300
 PRIME_BATCHES = 8
+AUTO_SETTLE_CALLS = 200  # a workload is decided after 2 x (2 + 5) trial calls; this bounds odd cases
 TIMER_FACTORIES: dict[str, Callable[[], Timer]] = {}
 
 
@@ -86,7 +92,7 @@ class LoopSettings:
     iters: int | None = 100
     seconds: float | None = None
     phases: tuple[str, ...] = PHASES
-    concurrent: bool = True
+    concurrent: bool | str = True  # or "auto": the pipeline's own measured choice
     timer_factory: Callable[[], Timer] = CpuTimer
 
 
@@ -115,7 +121,7 @@ class PhaseRunner:
             for name, ns in values.items():
                 c.times.record(name, int(ns), iteration=c.iteration)
 
-    def _model_run(self, c: Contender, k: int, concurrent: bool) -> tuple[int, dict[str, int]]:
+    def _model_run(self, c: Contender, k: int, concurrent: bool | str) -> tuple[int, dict[str, int]]:
         pipe = c.pipeline
         assert pipe is not None
         timings: dict[str, int] = {}
@@ -135,12 +141,14 @@ class PhaseRunner:
             "fusion_head": timings["fusion_head"],
             f"encoders.{mode_name(concurrent)}": timings["encoders"],
         }
-        if not concurrent or "other" not in self.settings.phases:
+        if concurrent is False or "other" not in self.settings.phases:
             values.update(self._encoder_times(timings))
         self._put(c, record, values)
 
     def _other(self, c: Contender, k: int, record: bool) -> None:
-        concurrent = not self.settings.concurrent
+        headline = self.settings.concurrent
+        # auto: both fixed modes, each in both phase positions (see _round: the positions swap every round)
+        concurrent = bool((c.iteration // 2) % 2) if headline == "auto" else not headline
         _, timings = self._model_run(c, k, concurrent)
         values = {f"encoders.{mode_name(concurrent)}": timings["encoders"]}
         if not concurrent:
@@ -184,8 +192,10 @@ def preprocess_modality(pre: Preprocessor, modality: str, samples: list[Sample])
             pre.audio(s.audio, s.sample_rate)
 
 
-def mode_name(concurrent: bool) -> str:
-    """'concurrent' or 'sequential'."""
+def mode_name(concurrent: bool | str) -> str:
+    """'concurrent', 'sequential' or 'auto'."""
+    if concurrent == "auto":
+        return "auto"
     return "concurrent" if concurrent else "sequential"
 
 
@@ -199,7 +209,11 @@ def _round(runner: PhaseRunner, contenders: list[Contender], r: int, record: boo
     k = r % len(runner.workload)
     for c in order:
         c.iteration = c.times.next_iteration() if record else -1
-    for phase in runner.settings.phases:
+    phases = list(runner.settings.phases)
+    if r % 2 and phases[:2] == [HEADLINE, "other"]:
+        # the two encoder modes swap places every other round: neither gets the warmer position
+        phases[0], phases[1] = phases[1], phases[0]
+    for phase in phases:
         for c in order:
             if not c.active:
                 continue
@@ -207,6 +221,18 @@ def _round(runner: PhaseRunner, contenders: list[Contender], r: int, record: boo
                 runner.run(phase, c, k, record)
             except Exception as exc:  # a configuration that breaks mid-run is reported, not fatal
                 c.fail(exc, f"{phase} phase")
+
+
+def settle_auto(runner: PhaseRunner, c: Contender, cap: int = AUTO_SETTLE_CALLS) -> None:
+    """Call the headline until the auto executor has decided every workload it started trying (at most `cap`
+    calls), so its sequential/concurrent trials never land in measured rounds (e.g. --no-stages, warm-up < 6)."""
+    auto = getattr(getattr(c.pipeline, "executor", None), "auto", None)
+    calls = 0
+    while auto is not None and auto.pending() and calls < cap:
+        runner.run(HEADLINE, c, calls % len(runner.workload), record=False)
+        calls += 1
+    if auto is not None and auto.pending():
+        logger.warning("%s: the auto executor is still deciding after %d priming calls", c.config.key, cap)
 
 
 def prime(runner: PhaseRunner, contenders: list[Contender], batches: int = PRIME_BATCHES) -> None:
@@ -218,6 +244,7 @@ def prime(runner: PhaseRunner, contenders: list[Contender], batches: int = PRIME
         try:
             for k in range(min(batches, len(runner.workload))):
                 runner.run(HEADLINE, c, k, record=False)
+            settle_auto(runner, c)
             for phase in runner.settings.phases[1:]:
                 runner.run(phase, c, 0, record=False)
         except Exception as exc:  # e.g. torch.compile failing on first call
@@ -228,7 +255,7 @@ def interleave(contenders: list[Contender], workload: Workload, settings: LoopSe
     """Prime, warm up (unrecorded), then measure rounds; returns (measured rounds, wall seconds)."""
     runner = PhaseRunner(workload, settings)
     prime(runner, contenders)
-    for r in range(settings.warmup):
+    for r in track(range(settings.warmup), "bench warm-up rounds"):  # a bar with ETA in the CLI (stderr)
         _round(runner, contenders, r, record=False)
     for c in contenders:
         c.times.clear()
@@ -237,14 +264,17 @@ def interleave(contenders: list[Contender], workload: Workload, settings: LoopSe
     gc.disable()  # no collector pauses inside timed regions (as timeit does)
     rounds = 0
     start = time.perf_counter()
+    total = settings.iters if settings.seconds is None else None
     try:
-        while any(c.active for c in contenders):
-            _round(runner, contenders, rounds, record=True)
-            rounds += 1
-            if settings.seconds is not None and time.perf_counter() - start >= settings.seconds:
-                break
-            if settings.seconds is None and settings.iters is not None and rounds >= settings.iters:
-                break
+        with task("bench rounds", total) as bar:  # a bar with ETA in the CLI (stderr, redrawn twice a second)
+            while any(c.active for c in contenders):
+                _round(runner, contenders, rounds, record=True)
+                rounds += 1
+                bar.advance()
+                if settings.seconds is not None and time.perf_counter() - start >= settings.seconds:
+                    break
+                if settings.seconds is None and settings.iters is not None and rounds >= settings.iters:
+                    break
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -19,10 +19,17 @@ logger = logging.getLogger(__name__)
 
 COMPILE = "torch-compile"
 TRT_GRAPH = "tensorrt-cudagraph"
+NAIVE_INT8 = "ort-naive-int8"
 # configuration names that are a registered backend with options (side by side with the plain backend)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {COMPILE: ("torch", {"compile": True}),
-                                                   TRT_GRAPH: ("tensorrt", {"cuda_graph": True})}
-MODES: tuple[str, ...] = ("concurrent", "sequential")
+                                                   TRT_GRAPH: ("tensorrt", {"cuda_graph": True}),
+                                                   NAIVE_INT8: ("onnxruntime", {"naive_int8": True})}
+# variants that make one precision themselves: shown precision -> the bundle precision they load
+# (the naive int8 peer quantizes the fp32 graph at load with ONNX Runtime's quantize_dynamic)
+VARIANT_PRECISION: dict[str, tuple[str, str]] = {NAIVE_INT8: ("int8", "fp32")}
+# peers of mmedge's own rows: one that cannot load (e.g. a missing optional package) becomes a failed row
+PEERS: frozenset[str] = frozenset({COMPILE, NAIVE_INT8, "openvino"})
+MODES: tuple[str, ...] = ("auto", "concurrent", "sequential")
 
 
 @dataclass
@@ -37,16 +44,18 @@ class BenchSpec:
     warmup: int = 10
     iters: int = 100
     seconds: float | None = None  # measure for this long instead of `iters` rounds
-    threads: int | None = None
+    threads: int | str | None = None  # "auto": the usable cores shared among the encoders
     modalities: list[str] | None = None  # default: every modality of the bundle
     compile: bool = False  # add a torch.compile row after torch
-    mode: str = "concurrent"  # encoders in the headline run: concurrent | sequential
+    mode: str = "auto"  # encoders in the headline run: auto (the pipeline measures) | concurrent | sequential
     stages: bool = True  # also measure the other encoder mode, preprocessing and end to end
     data: str = "digits"
     split: str = "test"
     pool: int = 64  # real samples rotated through
     seed: int = 0
     accuracy: bool = False
+    cold_start: list[str] = field(default_factory=list)  # precisions whose cold start (fresh process) is measured
+    cold_start_runs: int = 5
     power: bool | None = None  # None: when tegrastats exists
     power_seconds: float = 3.0
     missing_precisions: str = "error"  # or "skip" (suites): leave out precisions the bundle lacks
@@ -63,6 +72,12 @@ def split_backend(name: str) -> tuple[str, dict[str, Any]]:
     return backend, dict(options)
 
 
+def load_precision(backend: str, precision: str) -> str:
+    """The bundle precision a configuration loads (a variant that quantizes at load starts from fp32)."""
+    shown, source = VARIANT_PRECISION.get(backend, (precision, precision))
+    return source if precision == shown else precision
+
+
 def check_spec(spec: BenchSpec) -> None:
     """InputError for batch sizes, iterations, warm-up or seconds out of range."""
     if not spec.batches or any(b < 1 for b in spec.batches):
@@ -73,8 +88,9 @@ def check_spec(spec: BenchSpec) -> None:
         raise InputError(f"--iters must be >= 1, got {spec.iters}")
     if spec.seconds is not None and spec.seconds <= 0:
         raise InputError(f"--seconds must be > 0, got {spec.seconds}")
-    if spec.threads is not None and spec.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {spec.threads}")
+    if spec.threads is not None and spec.threads != "auto" and (not isinstance(spec.threads, int)
+                                                                or spec.threads < 1):
+        raise InputError(f"--threads must be an integer >= 1 or 'auto', got {spec.threads}")
     if spec.mode not in MODES:
         raise InputError(f"unknown mode '{spec.mode}' (choose from: {', '.join(MODES)})")
     if spec.missing_precisions not in ("error", "skip"):
@@ -124,6 +140,12 @@ def plan_configs(spec: BenchSpec, bundle: Bundle, modalities: list[str]) -> list
             raise InputError(f"unknown backend '{backend}' (choose from: {', '.join(known)})")
         check_name(precision)
         runner_backend = split_backend(backend)[0]
+        if backend in VARIANT_PRECISION and precision != VARIANT_PRECISION[backend][0]:
+            only = VARIANT_PRECISION[backend][0]
+            if spec.configs:
+                raise InputError(f"{backend} runs {only} only; ask for {backend}/{only}")
+            logger.info("skipping %s %s: it runs %s only", backend, precision, only)
+            continue
         if backend_info(runner_backend).fp32_only:
             if precision != "fp32":
                 if spec.configs:
@@ -131,7 +153,7 @@ def plan_configs(spec: BenchSpec, bundle: Bundle, modalities: list[str]) -> list
                 logger.info("skipping %s %s: the %s backend is the fp32 reference", backend, precision, backend)
                 continue
         else:
-            key = artifact_key(precision, runner_backend)
+            key = artifact_key(load_precision(backend, precision), runner_backend)
             missing = _missing_artifact(bundle, key, components)
             if missing is not None:
                 if spec.missing_precisions == "skip":

@@ -35,11 +35,12 @@ from mmedge.io import write_json
 logger = logging.getLogger(__name__)
 
 BENCH_SCHEMA_VERSION = 1
-MODES: tuple[str, ...] = ("sequential", "concurrent")
+MODES: tuple[str, ...] = ("sequential", "concurrent", "auto")
 _HEADER = ("schema_version", "title", "reference")  # written before the fields' own order (env, results)
 STAGE_ORDER: tuple[str, ...] = (
     "preprocess.text", "preprocess.image", "preprocess.audio", "preprocess",
     "encoder.text", "encoder.image", "encoder.audio", "encoders.sequential", "encoders.concurrent",
+    "encoders.auto",
     "fusion_head", "postprocess", "end_to_end",
 )  # fmt: skip
 

@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 TABLE_COLUMNS: tuple[str, ...] = (
     "config", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "CoV", "items/s", "p50 / ref", "accuracy",
 )  # fmt: skip
-COMPUTE_COLUMNS = ("config", "params", "GFLOP/call", "GFLOP/s at p50", "% of peak", "int8 MACs")
+COMPUTE_COLUMNS = ("config", "params", "GFLOP/call", "GFLOP/s at p50", "% of fp32 peak", "% of int8-aware peak",
+                   "int8 MACs")
 CONCURRENCY_COLUMNS = (
     "config",
     "sum of encoders ms",
@@ -36,6 +37,8 @@ CONCURRENCY_COLUMNS = (
     "concurrent ms",
     "conc / sum",
     "conc / slowest",
+    "auto ms",
+    "auto / seq",
 )
 POWER_COLUMNS = ("config", "mean mW", "idle mW", "mJ / call", "mJ / item", "dynamic mJ / call")
 
@@ -88,7 +91,8 @@ def compute_rows(report: BenchReport) -> list[list[str]]:
             continue
         share = r.cost.quantized_macs / r.cost.macs if r.cost.macs else 0.0
         rows.append([r.config.key, f"{r.cost.params / 1e6:.2f} M", _num(fig["gflop_per_call"], ".4f"),
-                     _num(fig["achieved_gflops"], ".2f"), _num(fig["pct_of_peak"], ".2f") + "%", f"{share:.0%}"])
+                     _num(fig["achieved_gflops"], ".2f"), _num(fig["pct_of_peak"], ".2f") + "%",
+                     _num(fig.get("pct_of_mixed_peak"), ".2f") + "%", f"{share:.0%}"])
     return rows
 
 
@@ -101,7 +105,8 @@ def concurrency_rows(report: BenchReport) -> list[list[str]]:
         if r.failed or not fig:
             continue
         rows.append([r.config.key, *(_num(fig[k]) for k in keys), _num(fig["concurrent_over_sum"], ".2f"),
-                     _num(fig["concurrent_over_slowest"], ".2f")])
+                     _num(fig["concurrent_over_slowest"], ".2f"), _num(fig.get("auto_p50_ms")),
+                     _num(fig.get("auto_over_sequential"), ".2f")])
     return rows
 
 
@@ -183,6 +188,14 @@ def _load(values: list[float] | None) -> str:
     return f"{values[0]:.1f}" if values else "?"
 
 
+def _threads(bench: dict[str, Any]) -> str:
+    """Intra-op threads per session as asked, and what 'auto' chose."""
+    asked, chosen = bench.get("threads"), bench.get("threads_resolved")
+    if asked == "auto":
+        return f"auto = {chosen} per session ({bench.get('usable_cores', '?')} usable cores)"
+    return str(asked or "default")
+
+
 def setup_lines(report: BenchReport) -> list[str]:
     """How the numbers were measured, from the report's environment record."""
     bench = report.env.get("bench") or {}
@@ -197,11 +210,12 @@ def setup_lines(report: BenchReport) -> list[str]:
         f"{'+'.join(bench.get('modalities', []))}, inputs rotated over real samples of "
         f"`{bench.get('data', '?')}`. All configurations ran side by side in one process, interleaved "
         f"round-robin ({count} after {bench.get('warmup', '?')} warm-up rounds, clock "
-        f"{bench.get('clock', '?')}, threads {bench.get('threads') or 'default'}). "
+        f"{bench.get('clock', '?')}, threads {_threads(bench)}). "
         "`p50 / ref` is relative to the first configuration at the same batch size.",
         "",
         f"CPU: {cpu.get('model') or '?'}; ISA: {isa}; estimated fp32 peak "
-        f"{_num(cpu.get('peak_gflops_estimate'), '.0f')} GFLOP/s ({cpu.get('peak_gflops_assumption', '?')}); "
+        f"{_num(cpu.get('peak_gflops_estimate'), '.0f')} GFLOP/s ({cpu.get('peak_gflops_assumption', '?')}), int8 peak "
+        f"{_num(cpu.get('peak_int8_gops_estimate'), '.0f')} GOP/s ({cpu.get('peak_int8_assumption', '?')}); "
         f"peak RSS {_num(report.env.get('peak_rss_mb'), '.0f')} MiB; system load average (1 min) at start / end "
         f"{_load(bench.get('loadavg_start'))} / {_load(bench.get('loadavg_end'))} on "
         f"{(cpu.get('cores') or {}).get('usable', '?')} usable cores.",
@@ -220,6 +234,13 @@ def suite_lines(report: BenchReport) -> list[str]:
     return ["", *lines]
 
 
+def cold_start_lines(env: dict[str, Any]) -> list[str]:
+    """The cold-start section (see mmedge.bench.coldstart)."""
+    from mmedge.bench.coldstart import cold_start_lines as lines
+
+    return lines(env)
+
+
 def to_markdown(report: BenchReport) -> str:
     """The report as one self-contained Markdown document (what results.md holds)."""
     lines = [f"# {_esc(report.title)}", "", *setup_lines(report), *suite_lines(report), ""]
@@ -228,13 +249,18 @@ def to_markdown(report: BenchReport) -> str:
     lines += _md_table(TABLE_COLUMNS, [result_row(r) for r in report.results])
     lines += ["", "## Cost model and achieved throughput", "",
               "MACs counted on each component's ONNX at the precision run (torch rows: the fp32 ONNX), at the "
-              "median input shapes; GFLOP = 2 x MACs; GFLOP/s = GFLOP per call / p50.", ""]  # fmt: skip
-    lines += _md_table(COMPUTE_COLUMNS, compute_rows(report))
+              "median input shapes; GFLOP = 2 x MACs; GFLOP/s = GFLOP per call / p50; `% of int8-aware peak` = "
+              "the time the MACs take at peak (int8 MACs at the int8 peak, the rest at the fp32 peak) / p50.",
+              ""]  # fmt: skip
+    lines += _md_table(COMPUTE_COLUMNS, compute_rows(report)) + ([note] if (note := cost_note(report)) else [])
     if conc := concurrency_rows(report):
         lines += ["", "## Encoders: sequential vs concurrent (p50 ms)", "",
                   "`conc / sum` < 1: running the encoders concurrently beats running them one after another; "
-                  "`conc / slowest` = 1 would be perfect overlap.", ""]  # fmt: skip
+                  "`conc / slowest` = 1 would be perfect overlap; `auto` is the pipeline's default, which measures "
+                  "on its first calls whether concurrency pays and picks (`auto / seq` <= 1: it never loses).",
+                  ""]  # fmt: skip
         lines += _md_table(CONCURRENCY_COLUMNS, conc)
+    lines += cold_start_lines(report.env)
     power = power_rows(report)
     lines += ["", "## Power", "", *(_md_table(POWER_COLUMNS, power) if power else power_notes(report))]
     columns, rows = stage_rows(report, with_failed=True)
@@ -301,9 +327,14 @@ def terminal_tables(report: BenchReport) -> list[Table]:
     """The stage, cost-model and concurrency tables for the terminal (after `render_table`)."""
     columns, rows = stage_rows(report)
     tables = [rich_table("stage breakdown (p50 ms)", columns, rows)] if len(columns) > 1 else []
-    tables.append(rich_table("cost model", COMPUTE_COLUMNS, compute_rows(report)))
+    if compute := compute_rows(report):
+        tables.append(rich_table("cost model", COMPUTE_COLUMNS, compute))
     if conc := concurrency_rows(report):
         tables.append(rich_table("encoders: sequential vs concurrent (p50 ms)", CONCURRENCY_COLUMNS, conc))
+    from mmedge.bench.coldstart import COLUMNS, cold_start_rows
+
+    if cold := cold_start_rows(list((report.env.get("bench") or {}).get("cold_start") or [])):
+        tables.append(rich_table("cold start: import → first answer (fresh process)", COLUMNS, cold))
     return tables
 
 
@@ -312,4 +343,16 @@ def notes(report: BenchReport) -> list[str]:
     lines = [f"{r.config.key} failed: {r.error}" for r in report.results if r.failed]
     lines += [f"{r.config.key}: {w}" for r in report.results for w in r.warnings]
     lines += [note] if (note := busy_note(report)) else []
+    lines += [note] if (note := cost_note(report)) else []
     return lines + power_notes(report)
+
+
+def cost_note(report: BenchReport) -> str | None:
+    """Why the cost model is empty: a graph made at load (its row's note), or onnx missing from the install."""
+    uncounted = [r for r in report.results if r.cost is None and not r.failed]
+    notes = sorted({f"{r.config.backend}: {r.config.extra['cost_note']}" for r in uncounted
+                    if r.config.extra.get("cost_note")})
+    if any(not r.config.extra.get("cost_note") for r in uncounted):
+        notes.append("MACs and parameters not counted (counting reads the ONNX graphs with onnx, which "
+                     "is not installed: pip install 'mmedge[train]')")
+    return f"Cost model: {'; '.join(notes)}." if notes else None

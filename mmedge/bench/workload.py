@@ -50,14 +50,18 @@ class Workload:
         }
 
 
-def load_samples(data: str, split: str, modalities: list[str], pool: int, seed: int = 0) -> list[Sample]:
-    """Up to `pool` real samples of `data`/`split` that carry every one of `modalities` (others removed)."""
+def load_samples(data: str, split: str, modalities: list[str], pool: int, seed: int = 0, *,
+                 split_seed: int = 0) -> list[Sample]:
+    """Up to `pool` real samples of `data`/`split` that carry every one of `modalities` (others removed).
+
+    `split_seed`: the bundle's (Bundle.split_seed), so a group-split manifest yields the run's own rows.
+    """
     from mmedge.data.manifest import resolve_dataset
 
     if pool < 1:
         raise InputError(f"the sample pool must hold at least 1 sample, got {pool}")
     limit = pool * 4 if data == "digits" else None  # digits: some samples lack text
-    dataset = resolve_dataset(data, split_arg(split), seed, limit=limit)
+    dataset = resolve_dataset(data, split_arg(split), seed, limit=limit, split_seed=split_seed)
     dropped: dict[str, Any] = {m: None for m in ("text", "image", "audio") if m not in modalities}
     kept = [
         dataclasses.replace(s, **dropped) for s in dataset.samples if all(getattr(s, m) is not None for m in modalities)

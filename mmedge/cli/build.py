@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from mmedge.cli.common import console, handle_errors, print_json
+from mmedge.cli.choices import HardwareCompat, PrecisionName
+from mmedge.cli.common import JSON_HELP, console, handle_errors, print_json
+from mmedge.cli.progress import status
 
 if TYPE_CHECKING:
     from mmedge.runtime.backends.tensorrt.build import BuildReport
@@ -21,7 +22,7 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def build(
         bundle: Path = typer.Argument(..., help="Bundle folder (from mmedge export)."),
-        precision: str = typer.Option(
+        precision: PrecisionName = typer.Option(
             "fp16",
             "--precision",
             "-p",
@@ -49,14 +50,14 @@ def register(app: typer.Typer) -> None:
         version_compatible: bool = typer.Option(
             False, "--version-compatible", help="Engine loadable by later TensorRT versions."
         ),
-        hardware_compat: str = typer.Option(
+        hardware_compat: HardwareCompat = typer.Option(
             "none", "--hardware-compat", help="none | ampere+ | same-cc: engine portable across GPUs."
         ),
         force: bool = typer.Option(False, "--force", help="Rebuild even when a cached engine matches."),
         verbose_log: bool = typer.Option(
             False, "--verbose-log", help="Also write TensorRT VERBOSE messages to the builder log."
         ),
-        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
     ) -> None:
         """Build TensorRT engines (strongly typed, precision from the ONNX) and record them in the bundle."""
         from mmedge.runtime.backends.tensorrt.build import BuildOptions, build_bundle
@@ -75,8 +76,7 @@ def register(app: typer.Typer) -> None:
             force=force,
             verbose_log=verbose_log,
         )
-        status = contextlib.nullcontext() if json_out else console.status("building TensorRT engines…")
-        with status:
+        with status("building TensorRT engines"):
             report = build_bundle(bundle, options)
         if json_out:
             print_json(report.to_json())

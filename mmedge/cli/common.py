@@ -1,4 +1,4 @@
-"""Helpers shared by CLI commands: error handling, logging set-up, JSON output."""
+"""Helpers shared by CLI commands: error handling, logging set-up, JSON output, consoles (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -6,32 +6,47 @@ import functools
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import typer
-from rich.console import Console
+from mmedge.cli.clicompat import Abort, Exit, get_current_context
+from mmedge.cli.failures import fail, json_requested
+from mmedge.cli.output import WholeCellConsole
+from mmedge.cli.progress import progress_bars
+from mmedge.cli.requirements import check_needs
+from mmedge.data import conversions
 
-from mmedge.errors import MmedgeError
-
-console = Console()
-err_console = Console(stderr=True)
+console = WholeCellConsole()  # stdout: results (tables never truncated, see mmedge.cli.output)
+err_console = WholeCellConsole(stderr=True)  # stderr: progress, notes, errors
 F = TypeVar("F", bound=Callable[..., Any])
+JSON_HELP = "Print one JSON document on stdout (errors: one JSON line on stderr)."
 
 
 def handle_errors(func: F) -> F:
-    """Turn MmedgeError (and Ctrl-C) into a one-line message and a non-zero exit."""
+    """Check the command's optional needs, show progress and conversions, turn any failure into one line.
+
+    Exit codes and formats: docs/cli.md (MmedgeError → its code, missing extra 3, bug 4, Ctrl-C 130).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = get_current_context(silent=True)
+        command = ctx.info_name if ctx is not None else func.__name__
+        json_mode = json_requested(ctx)
+        counts: Counter[tuple[str, str]] = Counter()
         try:
-            return func(*args, **kwargs)
-        except MmedgeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
-            raise typer.Exit(code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            err_console.print("[bold red]interrupted[/]")
-            raise typer.Exit(code=130) from None
+            try:
+                check_needs(command or "", ctx.params if ctx is not None else kwargs)
+                with conversions.collecting() as counts, progress_bars(err_console, enabled=not json_mode):
+                    return func(*args, **kwargs)
+            finally:
+                for line in conversions.summary(counts):
+                    err_console.print(f"note: {line}", highlight=False, markup=False, soft_wrap=True)
+        except (Exit, Abort, BrokenPipeError):
+            raise  # click exits with the code / handles a closed pipe (`mmedge … | head`)
+        except (Exception, KeyboardInterrupt) as exc:
+            raise fail(exc, ctx, command, json_mode) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -8,7 +8,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from mmedge.cli.common import console, handle_errors, print_json
+from mmedge.cli.common import JSON_HELP, console, handle_errors, print_json
+from mmedge.cli.progress import status
 
 
 def register(app: typer.Typer) -> None:
@@ -22,13 +23,13 @@ def demo(
     out: Path = typer.Option(Path("export/demo"), help="Where the bundle goes."),
     epochs: int | None = typer.Option(None, min=1, help="Override the preset's epoch count."),
     iters: int = typer.Option(200, min=10, help="Latency iterations per backend."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """digits → train → export → eval → latency (PyTorch vs ONNX Runtime) → final table."""
     from mmedge.workflow import run_demo
 
-    with console.status("demo", spinner="dots") as status:
-        result = run_demo(workdir, out, epochs, iters, step=lambda msg: status.update(msg))
+    with status("demo") as step:
+        result = run_demo(workdir, out, epochs, iters, step=lambda msg: step.update(msg))
     if as_json:
         print_json({"accuracy": result.accuracy, "standalone": result.standalone, "parity": result.parity,
                     "latency": result.latency.to_json(), "seconds": result.seconds})

@@ -8,7 +8,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from mmedge.cli.common import console, err_console, handle_errors, print_json
+from mmedge.cli.choices import BackendName
+from mmedge.cli.common import JSON_HELP, console, err_console, handle_errors, print_json
 from mmedge.cli.train import subset_table
 
 
@@ -20,23 +21,26 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def evaluate(
     bundle: Path = typer.Argument(..., help="Bundle directory."),
-    data: str = typer.Option("digits", help="'digits' or a labelled JSONL/CSV manifest."),
-    split: str | None = typer.Option(None, help="train | val | test (default: digits' test split; every row "
-                                                "of a manifest)."),
-    backend: str = typer.Option("onnxruntime"),
+    data: str | None = typer.Option(None, help="A labelled JSONL/CSV manifest, or 'digits' (the built-in "
+                                    "dataset, used when omitted)."),
+    split: str | None = typer.Option(None, help="train | val | test: digits' split or the rows of a manifest's "
+                                                "'split' field (default: digits' test split; every row of a "
+                                                "manifest; a manifest without a split field is scored whole)."),
+    backend: BackendName = typer.Option("onnxruntime", help="Runtime that runs the bundle."),
     precision: str = typer.Option("fp32", help="One or a comma list, e.g. fp32,fp16,int8; per component: "
                                   "image=int8,text=int8,audio=fp16,fusion_head=fp32; 'auto' = the map chosen "
                                   "by quantize --auto; ';' separates entries."),
-    threads: int | None = typer.Option(None, min=1),
+    threads: int | None = typer.Option(None, min=1, help="Intra-op threads per session (default: the runtime's)."),
     batch: int | None = typer.Option(None, min=1, help="Samples per encoder call (default 1: per-request "
                                      "inference; dynamic int8 results depend on what shares a batch)."),
     report_dir: Path | None = typer.Option(None, "--report", help="Write confusion.png, per_class.json, "
                                            "subsets.json (and robustness.png/json) for the first precision."),
     robustness: bool = typer.Option(False, help="With --report: accuracy as noise grows on each modality."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Evaluate a bundle on a dataset; with several precisions, also compare them with fp32."""
     from mmedge.bundle import Bundle
+    from mmedge.data.sources import BUILTIN, eval_split, naming_fallback
     from mmedge.eval.evaluate import EVAL_BATCH, evaluate_bundle
     from mmedge.eval.precision_report import precision_report
     from mmedge.precision import parse_list
@@ -44,19 +48,24 @@ def evaluate(
     batch = batch or EVAL_BATCH
     loaded = Bundle.load(bundle)  # loaded and verified once for every precision
     precisions = [p.explicit(loaded) for p in parse_list(precision)]
-    results = [evaluate_bundle(loaded, data, split, backend, p, threads, batch=batch) for p in precisions]
-    report = None
-    if backend == "onnxruntime" and (len(precisions) > 1 or precisions[0].label != "fp32"):
-        report = precision_report(loaded, data, split, precisions, threads, batch=batch)
-    if report_dir:
-        write_report(loaded, data, split, backend, threads, results[0], report_dir, robustness)
+    spec = data or BUILTIN
+    with naming_fallback(data):  # an error caused by the built-in fallback says so
+        split, note = eval_split(spec, split, loaded.provenance.get("data"))
+        if note and not as_json:
+            err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+        results = [evaluate_bundle(loaded, spec, split, backend, p, threads, batch=batch) for p in precisions]
+        report = None
+        if backend == "onnxruntime" and (len(precisions) > 1 or precisions[0].label != "fp32"):
+            report = precision_report(loaded, spec, split, precisions, threads, batch=batch)
+        if report_dir:
+            write_report(loaded, spec, split, backend, threads, results[0], report_dir, robustness)
     if as_json:
-        rows = [r.to_json() for r in results]
+        rows = [{**r.to_json(), "data": spec, "split": split, "note": note} for r in results]
         for row, rep in zip(rows, report or [], strict=False):
             row["precision_report"] = rep.to_json()
         print_json(rows)
         return
-    where = f"{data}:{split or 'default'}"
+    where = f"{spec}:{split or ('test' if spec == BUILTIN else 'all rows')}"
     for r in results:
         console.print(subset_table(r.subsets, f"{bundle} — {backend} {label(r.precision)} — {where}"))
     if report:
@@ -71,7 +80,7 @@ def write_report(bundle: Any, data: str, split: str | None, backend: str, thread
 
     curves = None
     if robustness:
-        curves = evaluate_robustness(bundle, data, split or "test", backend, result.precision, threads=threads)
+        curves = evaluate_robustness(bundle, data, split, backend, result.precision, threads=threads)
     files = write_eval_report(result, out, bundle.labels, curves, title=str(bundle.root))
     err_console.print(f"report: {', '.join(str(f) for f in files.values())}", highlight=False)
 

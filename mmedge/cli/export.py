@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mmedge.cli.common import console, handle_errors, print_json
+from mmedge.cli.common import JSON_HELP, console, handle_errors, print_json
+from mmedge.cli.progress import status
 
 
 def register(app: typer.Typer) -> None:
@@ -21,14 +22,13 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory, e.g. export/NAME."),
     data: str | None = typer.Option(None, help="Data for the parity check (default: the run's data)."),
     samples: int = typer.Option(64, min=1, help="Real samples for the parity check."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Export encoders and fusion head to ONNX, check each against PyTorch, write bundle.json."""
     from mmedge.exporters.export_run import export_run
 
-    with console.status("exporting …", spinner="dots") as status:
-        bundle = export_run(run, out, data=data, samples=samples,
-                            progress=lambda c: status.update(f"exporting {c} …"))
+    with status("exporting") as step:
+        bundle = export_run(run, out, data=data, samples=samples, progress=lambda c: step.update(f"exporting {c}"))
     if as_json:
         print_json(bundle.to_json())
         return

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from mmedge.cli.common import console, handle_errors, print_json
+from mmedge.cli.common import JSON_HELP, console, handle_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +19,9 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def inspect(
     bundle: Path = typer.Argument(..., help="Bundle directory."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    trtexec: bool = typer.Option(False, "--trtexec", help="Also print a trtexec build line per artifact with the "
+                                 "bundle's --minShapes/--optShapes/--maxShapes (in --json: always under 'trtexec')."),
 ) -> None:
     """Show every artifact of a bundle (hashes verified, graphs checked; non-zero if not, or if it needs migrate)."""
     from mmedge.bundle import Bundle, schema_1_error
@@ -29,13 +30,17 @@ def inspect(
 
     loaded = Bundle.load(bundle, legacy=True)  # read-only: a schema-1 bundle is shown, then refused below
     info = inspect_bundle(loaded)
-    if as_json:
+    refused = bool(info.get("problems") or info.get("needs_migration"))
+    if as_json and not refused:  # one JSON document: the report, or (below) the refusal as the JSON error
         print_json(info)
-        sys.stdout.flush()  # the report first, then a refusal below (stderr)
-    else:
+    elif not as_json:
         console.print(summary_table(info))
         if info.get("auto_precision"):
             console.print("auto precision: " + ",".join(f"{c}={p}" for c, p in info["auto_precision"].items()))
+        if trtexec:
+            for name, lines in info["trtexec"].items():
+                for key, line in lines.items():
+                    console.print(f"# {name} {key}\n{line}", highlight=False, markup=False, soft_wrap=True)
         if info.get("unverified"):
             console.print(f"unverified (schema_version {info['schema_version']}, no sha256 recorded): "
                           f"{', '.join(info['unverified'])}", highlight=False, markup=False, soft_wrap=True)

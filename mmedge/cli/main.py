@@ -8,10 +8,12 @@ import typer
 
 from mmedge import __version__
 from mmedge.cli.common import setup_logging
+from mmedge.cli.failures import MmedgeGroup, register_broken
 from mmedge.registry import Registry
 
 app = typer.Typer(
     name="mmedge",
+    cls=MmedgeGroup,  # no traceback ever reaches a user: failures are one line + a documented exit code
     help="Multimodal (text + image + audio) classifiers: train → export (ONNX) → quantize → build (TensorRT) "
     "→ bench / eval / predict.",
     no_args_is_help=True,
@@ -22,7 +24,7 @@ app = typer.Typer(
 # Command group → its `register(app)`; heavy imports happen inside the commands. Listed in help order.
 COMMAND_TABLE = {name: f"mmedge.cli.{name}:register" for name in
                  ("train", "export", "predict", "evaluate", "demo", "quantize", "inspect", "migrate", "bench",
-                  "build")}
+                  "build", "serve", "export_triton", "doctor", "export_inputs")}
 COMMAND_MODULES: Registry[Callable[[typer.Typer], None]] = Registry("command", COMMAND_TABLE)
 
 
@@ -42,4 +44,7 @@ def main(
 
 
 for _name in COMMAND_TABLE:
-    COMMAND_MODULES.get(_name)(app)
+    try:
+        COMMAND_MODULES.get(_name)(app)
+    except Exception as _exc:  # one broken command module must not take the others down (nor show a traceback)
+        register_broken(app, _name, _exc)

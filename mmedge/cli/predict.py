@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mmedge.cli.common import console, handle_errors, print_json
+from mmedge.cli.choices import BackendName
+from mmedge.cli.common import JSON_HELP, console, handle_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -21,16 +22,19 @@ def predict(
     text: str | None = typer.Option(None, help="Text input."),
     image: Path | None = typer.Option(None, help="Image file."),
     audio: Path | None = typer.Option(None, help="Audio file (wav/flac/ogg)."),
-    backend: str = typer.Option("onnxruntime", help="onnxruntime | torch | tensorrt | …"),
-    precision: str = typer.Option("fp32", help="fp32 | fp16 | int8."),
-    threads: int | None = typer.Option(None, min=1),
+    backend: BackendName = typer.Option("onnxruntime", help="Runtime that runs the bundle."),
+    precision: str = typer.Option("fp32", help="fp32 | fp16 | int8 | auto (quantize --auto's map) | "
+                                  "component=precision,…"),
+    threads: str | None = typer.Option(None, help="Intra-op threads per session: a count, or auto (the usable "
+                                       "cores shared among the encoders); default: the runtime's."),
     top: int = typer.Option(5, min=1, help="Rows of the probability table."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Print the label and class probabilities."""
+    from mmedge.runtime.options import parse_threads
     from mmedge.runtime.pipeline import Pipeline
 
-    with Pipeline.from_bundle(bundle, backend=backend, precision=precision, threads=threads) as pipe:
+    with Pipeline.from_bundle(bundle, backend=backend, precision=precision, threads=parse_threads(threads)) as pipe:
         result = pipe.predict(text=text, image=image, audio=audio)  # blank text is absent; Paths are accepted
     if as_json:
         print_json(result.to_json())

@@ -8,7 +8,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from mmedge.cli.common import console, handle_errors, print_json
+from mmedge.cli.choices import CalibrationMethod, QuantPrecision, QuantTarget, Rounding
+from mmedge.cli.common import JSON_HELP, console, handle_errors, print_json
+from mmedge.cli.progress import status
 from mmedge.errors import InputError
 
 
@@ -25,17 +27,17 @@ def split_components(value: str | None) -> list[str] | None:
 @handle_errors
 def quantize(
     bundle: Path = typer.Argument(..., help="Bundle directory (from mmedge export)."),
-    precision: str | None = typer.Option(None, help="fp16 | int8."),
+    precision: QuantPrecision | None = typer.Option(None, help="Precision of the new artifacts."),
     calib: str | None = typer.Option(None, help="Calibration/parity data: 'digits' or a JSONL/CSV manifest "
                                                 "(default: the bundle's data, else digits)."),
-    samples: int = typer.Option(128, help="Calibration samples (train split)."),
-    method: str = typer.Option("minmax", help="Calibration: minmax | entropy | percentile."),
-    rounding: str = typer.Option("gptq", help="int8 weight rounding: gptq (error-compensating, uses the "
+    samples: int = typer.Option(128, min=1, help="Calibration samples (train split)."),
+    method: CalibrationMethod = typer.Option("minmax", help="How int8 activation ranges are calibrated."),
+    rounding: Rounding = typer.Option("gptq", help="int8 weight rounding: gptq (error-compensating, uses the "
                                               "calibration data) | nearest."),
     max_float_macs: float | None = typer.Option(None, help="int8 cpu, conv nets: largest share of MACs "
                                                 "(0..1) the leading layers kept float may hold; 0 = none "
                                                 "(default 0.25; the search picks the count)."),
-    target: str = typer.Option("cpu", help="int8 flavour: cpu (fastest on ONNX Runtime CPU) | tensorrt "
+    target: QuantTarget = typer.Option("cpu", help="int8 flavour: cpu (fastest on ONNX Runtime CPU) | tensorrt "
                                            "(symmetric, per-channel; checked)."),
     components: str | None = typer.Option(None, help="Comma list, e.g. text,image (default: all)."),
     auto: bool = typer.Option(False, "--auto", help="Choose the fastest per-component precision map "
@@ -43,7 +45,7 @@ def quantize(
     budget: float = typer.Option(0.5, help="--auto: allowed accuracy drop vs fp32, in points."),
     min_agreement: float = typer.Option(0.98, help="--auto: least top-1 agreement with fp32 (0..1)."),
     threads: int | None = typer.Option(None, min=1, help="ONNX Runtime intra-op threads."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Add fp16 or int8 artifacts to a bundle (hashes, settings, parity vs fp32 on real samples)."""
     from mmedge.bundle import Bundle
@@ -55,9 +57,9 @@ def quantize(
     opts = QuantizeOptions(precision or "int8", target, calib, samples, method, split_components(components),
                            threads=threads, rounding=rounding, max_float_macs=max_float_macs)
     loaded = Bundle.load(bundle)
-    with console.status("quantizing …", spinner="dots") as status:
+    with status("quantizing") as step:
         outcome = run_quantize(loaded, opts, auto=auto, budget=budget, min_agreement=min_agreement,
-                               progress=lambda s: status.update(s))
+                               progress=lambda s: step.update(s))
     if as_json:
         print_json(outcome.to_json())
         return

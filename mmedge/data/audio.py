@@ -2,22 +2,30 @@
 
 Files are checked from their header before any sample is read: sample rate in
 MIN_SAMPLE_RATE..MAX_SAMPLE_RATE, 1..MAX_CHANNELS channels, at most MAX_AUDIO_SECONDS long (default
-10 minutes; env MMEDGE_MAX_AUDIO_SECONDS). Only the frames a clip needs are read, and audio is trimmed
-before it is resampled, so a long high-rate file costs no more than one clip.
+10 minutes; env MMEDGE_MAX_AUDIO_SECONDS). Preprocessing reads at most ENERGY_SEARCH_CLIPS clip lengths
+and cuts before it resamples, so a long high-rate file costs no more than a few clips.
 
 Arrays are scaled by their dtype's range to [-1, 1]: int8 / 128, int16 / 32768, int32 / 2**31,
 uint8 (x - 128) / 128; float arrays are taken as they are but must be finite. Other dtypes are refused.
+
+A clip longer than clip_seconds is cut around its energy, not from its start: within its first
+ENERGY_SEARCH_CLIPS clip lengths, the window holding the most energy (the middle one of the windows
+within 0.1 % of that) is kept, so a word after a pause is not cut away. AudioFitStats counts what
+fit_audio did (clips cut, padded, resampled, sample rates seen) so callers can report it once.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mmedge.data.conversions import note, note_audio
 from mmedge.data.image import env_limit
 from mmedge.errors import InputError
 
@@ -26,6 +34,52 @@ MAX_CHANNELS = 32
 MAX_AUDIO_SECONDS = 600.0  # env MMEDGE_MAX_AUDIO_SECONDS overrides
 AUDIO_TYPES = "a file path (str or pathlib.Path) or a numpy array with its sample_rate"
 AUDIO_DTYPES = "float (finite, nominally in [-1, 1]), int8, int16, int32 or uint8 PCM"
+ENERGY_SEARCH_CLIPS = 4  # a long clip's loudest window is searched for in its first 4 clip lengths
+NEAR_MAX = 1e-3  # windows within 0.1 % of the loudest count as equally loud
+
+
+@dataclass
+class AudioFitStats:
+    """What fit_audio did to a set of clips: counts of cut / padded / resampled clips and the rates seen."""
+
+    clips: int = 0
+    cut: int = 0
+    padded: int = 0
+    resampled: int = 0
+    rates: Counter[int] = field(default_factory=Counter)
+
+    def add(self, rate: int, rate_out: int, length: int, keep: int) -> None:
+        """Count one clip of `length` samples at `rate` fitted to `keep` samples at `rate_out`."""
+        self.clips += 1
+        self.cut += length > keep
+        self.padded += length < keep
+        self.resampled += rate != rate_out
+        self.rates[rate] += 1
+
+    def summary(self, clip_seconds: float, rate_out: int) -> str:
+        """One line: how many clips were cut / padded to clip_seconds and resampled to rate_out."""
+        rates = ", ".join(f"{r} Hz × {n}" for r, n in sorted(self.rates.items()))
+        return (f"{self.clips} clips (sample rates: {rates or 'none'}): {self.cut} longer than {clip_seconds:g} s "
+                f"cut around their energy, {self.padded} zero-padded, {self.resampled} resampled to {rate_out} Hz")
+
+
+def read_seconds(clip_seconds: float) -> float:
+    """How much of a file preprocessing reads for one clip (the energy search window)."""
+    return ENERGY_SEARCH_CLIPS * clip_seconds
+
+
+def loudest_window(wave: np.ndarray, keep: int) -> int:
+    """Start of the `keep`-sample window of a mono wave holding the most energy (middle of near-ties)."""
+    if len(wave) <= keep:
+        return 0
+    hop = max(1, keep // 100)  # energy per ~1/100 clip: the search costs O(n) and little memory
+    n = len(wave) // hop
+    energy = np.square(wave[: n * hop], dtype=np.float32).reshape(n, hop).sum(axis=1, dtype=np.float64)
+    width = max(1, keep // hop)
+    totals = np.concatenate([[0.0], np.cumsum(energy)])
+    sums = totals[width:] - totals[:-width]
+    near = np.flatnonzero(sums >= sums.max() * (1.0 - NEAR_MAX))
+    return min(int(near[len(near) // 2]) * hop, len(wave) - keep)
 
 
 def max_audio_seconds() -> float:
@@ -71,6 +125,8 @@ def load_audio(path: str | os.PathLike[str], clip_seconds: float | None = None) 
         raise InputError(f"not a readable audio file: {path} ({type(exc).__name__})") from exc
     if data.shape[0] == 0:
         raise InputError(f"audio file is empty (0 samples): {path}")
+    if data.shape[1] > 1:
+        note("audio", f"{data.shape[1]} channels → mono")  # reported once per command
     return data.mean(axis=1).astype(np.float32), rate
 
 
@@ -126,20 +182,39 @@ def resample(wave: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def fit_audio(wave: np.ndarray, rate_in: int, rate_out: int, clip_seconds: float) -> np.ndarray:
-    """Trim to clip_seconds, scale, mono, resample to `rate_out`, zero-pad → float32 [rate_out * clip_seconds]."""
+def widen_window(start: int, keep: int, length: int, context: float) -> tuple[int, int]:
+    """(start, size) of a window `context` times as long as [start, start + keep), centred on it, inside 0..length."""
+    size = math.ceil(keep * context)
+    return max(0, min(start - (size - keep) // 2, length - size)), size
+
+
+def fit_audio(wave: np.ndarray, rate_in: int, rate_out: int, clip_seconds: float,
+              stats: AudioFitStats | None = None, context: float = 1.0) -> np.ndarray:
+    """Scale, mono, cut to clip_seconds around the energy, resample to `rate_out`, zero-pad → float32 [samples].
+
+    Only the first ENERGY_SEARCH_CLIPS clip lengths are looked at (trimmed before scaling and
+    resampling, so a long array costs little); `stats`, when given, counts what was done. `context` > 1
+    keeps context × clip_seconds centred on the same loudest window (training data for random crops).
+    """
     if not isinstance(wave, np.ndarray):
         raise InputError(f"audio must be {AUDIO_TYPES}, got {type(wave).__name__}")
     rate = check_rate(rate_in)
     axis, keep = channel_axis(wave), math.ceil(clip_seconds * rate)
-    wave = wave[:keep] if axis in (None, 1) else wave[:, :keep]  # trim before scaling and resampling
+    note_audio(wave, axis, rate, rate_out, clip_seconds)  # conversions are reported once per command
+    search = math.ceil(read_seconds(clip_seconds) * rate)
+    wave = wave[:search] if axis in (None, 1) else wave[:, :search]
     wave = to_float_waveform(wave)
     if axis is not None:
         wave = wave.mean(axis=axis, dtype=np.float64).astype(np.float32)
-    wave = resample(wave, rate, rate_out)
+    if stats is not None:
+        stats.add(rate, rate_out, len(wave), keep)
+    start = loudest_window(wave, keep)
+    if context > 1:
+        start, keep = widen_window(start, keep, len(wave), context)
+    wave = resample(wave[start : start + keep], rate, rate_out)
     if not np.all(np.isfinite(wave)):
         raise InputError("audio samples are too large to resample in float32; scale them to [-1, 1]")
-    target = round(rate_out * clip_seconds)
+    target = round(rate_out * clip_seconds * context) if context > 1 else round(rate_out * clip_seconds)
     if len(wave) >= target:
         return np.ascontiguousarray(wave[:target])
     return np.pad(wave, (0, target - len(wave)))

@@ -5,6 +5,7 @@ image: the 1,797 real 8x8 handwritten scans shipped with scikit-learn, upsampled
        scripts/make_digits_audio.py) at low SNR, the test split using voices never heard in train/val;
 text:  short true but partial hints ("an even number greater than four"), absent at a set rate.
 Each modality alone is imperfect so that fusing them is needed. Everything is seeded.
+The spoken digits alone under other recording conditions: mmedge.data.speech_conditions.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmedge.data.conversions import note, note_image
 from mmedge.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -128,6 +129,8 @@ def _pixels(img: PILImage, what: str) -> np.ndarray:
         return to_uint8(arr.astype(np.uint16), what)
     if mode in ("1", "F") or mode.startswith("I;16"):
         return to_uint8(np.asarray(img), what)
+    if mode not in ("P", "RGB"):  # a palette is only decoded; CMYK, LA, YCbCr … are converted
+        note("image", f"{mode} → RGB (Pillow's conversion)")
     return np.array(img.convert("RGB"), dtype=np.uint8)
 
 
@@ -183,6 +186,7 @@ def normalize_image(arr: np.ndarray, size: int, channels: int, mean: list[float]
         raise InputError(f"image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}{hint}")
     if resize not in _RESAMPLE:
         raise InputError(f"unknown resize mode '{resize}' (choose from {sorted(_RESAMPLE)})")
+    note_image(arr, channels)  # channel conversions are reported once per command
     img = Image.fromarray(np.ascontiguousarray(to_uint8(arr)))
     img = img.convert("L" if channels == 1 else "RGB")
     img = img.resize((size, size), resample=Image.Resampling(_RESAMPLE[resize]))

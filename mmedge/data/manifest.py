@@ -1,9 +1,10 @@
 """Users' datasets: JSONL/CSV manifests of (text, image path, audio path, label) rows.
 
 Each row: `label` (a class name; an int is accepted only when it indexes the `labels` passed in) and
-any of `text`, `image`, `audio` (absent, null or empty = the modality is missing). Optional `id` and
-`split` fields. Relative paths resolve against the manifest's folder; files are checked to exist here
-and decoded later by preprocessing. Every problem is one ManifestError naming file:line.
+any of `text`, `image`, `audio` (absent, null or empty = the modality is missing). Optional `id`,
+`split` and `group` (speaker, session, device…: automatic splits never put one group in two splits;
+see mmedge/data/split.py) fields. Relative paths resolve against the manifest's folder; files are
+checked to exist here and decoded later by preprocessing. Every problem is one ManifestError naming file:line.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mmedge.data import split as policies
 from mmedge.data.sample import Dataset, Sample
+from mmedge.data.split import SPLITS, SplitReport
 from mmedge.errors import InputError, ManifestError
 
 log = logging.getLogger(__name__)
 
-FIELDS: tuple[str, ...] = ("text", "image", "audio", "label", "id", "split")
+FIELDS: tuple[str, ...] = ("text", "image", "audio", "label", "id", "split", "group")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv",)
 
@@ -184,51 +187,120 @@ def _sample(path: Path, lineno: int, row: dict[str, Any], label: int) -> Sample:
     return Sample(label=label, text=text, image=image, audio=audio, id=sample_id)
 
 
-def _filter_split(path: Path, rows: list[Row], split: str | None) -> list[Row]:
-    """Rows of `split`: by the manifest's `split` field, else a fixed 80/10/10 split by row order.
+def _group(path: Path, lineno: int, row: dict[str, Any]) -> str | None:
+    """The row's group (a string or, in JSONL, an int); None when the row has no group field."""
+    value = row.get("group")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ManifestError(f"{path}:{lineno}: field 'group' must be a string (speaker, session, device…), "
+                            f"got {type(value).__name__}")
+    text = str(value).strip()
+    if not text:
+        raise ManifestError(f"{path}:{lineno}: the manifest has a 'group' field but this row's is empty")
+    return text
 
-    Without a split field, row i goes to val when i % 10 == 8 and to test when i % 10 == 9, so
-    train, val and test never share a row; `split=None` keeps every row (e.g. an eval manifest).
-    """
+
+def _groups(path: Path, rows: list[Row]) -> list[str | None] | None:
+    """Every row's group, or None when no row has one; a ManifestError when only some rows do."""
+    if not any("group" in row for _, row in rows):
+        return None
+    groups = [_group(path, lineno, row) for lineno, row in rows]
+    for (lineno, _), group in zip(rows, groups, strict=True):
+        if group is None:
+            raise ManifestError(f"{path}:{lineno}: the manifest has a 'group' field but this row has none")
+    return groups
+
+
+def _split_rows(path: Path, rows: list[Row], seed: int) -> tuple[dict[str, list[Row]], str]:
+    """Every split's rows and the policy that made them: the split field, else group-disjoint, else row order."""
+    groups = _groups(path, rows)
+    if any("split" in row for _, row in rows):
+        splits: dict[str, list[Row]] = {}
+        names = []
+        for lineno, row in rows:
+            value = _value(path, lineno, row, "split")
+            if value is None:
+                raise ManifestError(f"{path}:{lineno}: the manifest has a 'split' field but this row's is empty")
+            names.append(value.strip())
+            splits.setdefault(names[-1], []).append((lineno, row))
+        leaks = policies.leaked_groups(groups, names) if groups is not None else {}
+        if leaks:
+            shown = ", ".join(f"{g} ({'/'.join(s)})" for g, s in list(leaks.items())[:5])
+            log.warning("%s: %d group(s) appear in more than one split, so those splits are not independent: %s",
+                        path, len(leaks), shown)
+        return splits, policies.POLICY_FIELD
+    if len(rows) < 10:
+        raise ManifestError(f"{path}: {len(rows)} rows are too few to split into train/val/test; "
+                            "add a 'split' field (train/val/test) to each row")
+    if groups is not None:
+        index = policies.group_split([g or "" for g in groups], seed, str(path))
+        policy = policies.policy_groups(seed)
+    else:
+        index, policy = policies.row_order_split(len(rows)), policies.POLICY_ROW_ORDER
+    return {name: [rows[i] for i in idx] for name, idx in index.items()}, policy
+
+
+def _filter_split(path: Path, rows: list[Row], split: str | None, seed: int = 0) -> list[Row]:
+    """Rows of `split` (see _split_rows); `split=None` keeps every row (e.g. an eval manifest)."""
     if split is None:
         return rows
-    if not any("split" in row for _, row in rows):
-        if len(rows) < 10:
-            raise ManifestError(f"{path}: {len(rows)} rows are too few to split into train/val/test; "
-                                "add a 'split' field (train/val/test) to each row")
-        fold = {"val": 8, "test": 9}
-        if split in fold:
-            return [r for i, r in enumerate(rows) if i % 10 == fold[split]]
-        if split == "train":
-            return [r for i, r in enumerate(rows) if i % 10 < 8]
+    splits, policy = _split_rows(path, rows, seed)
+    if split in splits:
+        return splits[split]
+    if policy != policies.POLICY_FIELD:
         raise ManifestError(f"{path}: unknown split '{split}' (the manifest has no split field: use train, val "
                             "or test)")
-    splits: dict[str, list[Row]] = {}
-    for lineno, row in rows:
-        value = _value(path, lineno, row, "split")
-        if value is None:
-            raise ManifestError(f"{path}:{lineno}: the manifest has a 'split' field but this row's is empty")
-        splits.setdefault(value.strip(), []).append((lineno, row))
-    if split not in splits:
-        raise ManifestError(
-            f"{path}: no rows with split '{split}' (splits present: {', '.join(sorted(splits))})"
-        )
-    return splits[split]
+    raise ManifestError(f"{path}: no rows with split '{split}' (splits present: {', '.join(sorted(splits))})")
 
 
-def load_manifest(path: str | Path, labels: list[str] | None = None, *, split: str | None = None) -> Dataset:
-    """Load a JSONL/CSV manifest; with `split`, keep only that split's rows if it has a split field."""
-    path = Path(path).expanduser()
+def _parse(path: Path, labels: list[str] | None) -> tuple[list[Row], list[str], dict[int, Sample]]:
+    """Rows, class names (from every row, so indices match across splits) and samples by line number."""
     rows = _rows(path)
     _warn_unknown_fields(path, rows)
     raw = [(lineno, _raw_label(path, lineno, row)) for lineno, row in rows]
-    names = _label_names(path, raw, labels)  # from every row, so class indices match across splits
+    names = _label_names(path, raw, labels)
     indices = {lineno: _label_index(path, lineno, value, names) for lineno, value in raw}
-    samples = [_sample(path, lineno, row, indices[lineno]) for lineno, row in rows]
-    kept = {lineno for lineno, _ in _filter_split(path, rows, split)}
-    samples = [s for (lineno, _), s in zip(rows, samples, strict=True) if lineno in kept]
-    log.debug("%s: %d samples, %d labels", path, len(samples), len(names))
-    return Dataset(name=path.stem, labels=names, samples=samples)
+    return rows, names, {lineno: _sample(path, lineno, row, indices[lineno]) for lineno, row in rows}
+
+
+def load_manifest(path: str | Path, labels: list[str] | None = None, *, split: str | None = None,
+                  split_seed: int = 0) -> Dataset:
+    """Load a JSONL/CSV manifest; with `split`, keep only that split's rows (see _split_rows)."""
+    path = Path(path).expanduser()
+    rows, names, samples = _parse(path, labels)
+    kept = [samples[lineno] for lineno, _ in _filter_split(path, rows, split, split_seed)]
+    log.debug("%s: %d samples, %d labels", path, len(kept), len(names))
+    return Dataset(name=path.stem, labels=names, samples=kept)
+
+
+def has_split_field(path: str | Path) -> bool:
+    """Whether any row of the manifest carries a `split` field."""
+    return any("split" in row for _, row in _rows(Path(path).expanduser()))
+
+
+def load_manifest_splits(path: str | Path, *, split_seed: int = 0, limit: int | None = None,
+                         labels: list[str] | None = None) -> tuple[dict[str, Dataset], SplitReport]:
+    """train/val/test of a manifest (parsed once; `limit` rows each) and the report of how they were made."""
+    path = Path(path).expanduser()
+    rows, names, samples = _parse(path, labels)
+    splits, policy = _split_rows(path, rows, split_seed)
+    missing = [s for s in SPLITS if not splits.get(s)]
+    if missing:
+        raise ManifestError(f"{path}: no rows with split {', '.join(repr(m) for m in missing)} (splits present: "
+                            f"{', '.join(sorted(splits))}); training needs train, val and test rows")
+    groups = _groups(path, rows)
+    by_line = dict(zip((lineno for lineno, _ in rows), groups or [None] * len(rows), strict=True))
+    out, counts = {}, {}
+    for name in SPLITS:
+        chosen = splits[name][:limit] if limit is not None else splits[name]
+        out[name] = Dataset(name=path.stem, labels=names, samples=[samples[lineno] for lineno, _ in chosen])
+        counts[name] = len({by_line[lineno] for lineno, _ in chosen})
+    unused = sorted(set(splits) - set(SPLITS))
+    if unused:
+        log.warning("%s: rows with split %s are not used for training", path, ", ".join(unused))
+    report = SplitReport(str(path), policy, {n: len(d) for n, d in out.items()}, counts if groups else None)
+    return out, report.check()
 
 
 def check_trainable(dataset: Dataset, source: str) -> None:
@@ -249,9 +321,10 @@ def check_trainable(dataset: Dataset, source: str) -> None:
 
 
 def resolve_dataset(
-    spec: str, split: str | None, seed: int = 0, *, labels: list[str] | None = None, limit: int | None = None
+    spec: str, split: str | None, seed: int = 0, *, labels: list[str] | None = None, limit: int | None = None,
+    split_seed: int = 0,
 ) -> Dataset:
-    """'digits' -> the built-in dataset's `split`; a path -> that manifest (filtered by its split field)."""
+    """'digits' -> the built-in dataset's `split`; a path -> that manifest's `split` rows (see _split_rows)."""
     if spec == "digits":
         from mmedge.data.digits import LABELS, load_digits
 
@@ -261,7 +334,7 @@ def resolve_dataset(
     path = Path(spec).expanduser()
     if not path.exists():
         raise InputError(f"dataset '{spec}' is neither the built-in 'digits' nor an existing manifest file")
-    dataset = load_manifest(path, labels, split=split)
+    dataset = load_manifest(path, labels, split=split, split_seed=split_seed)
     if limit is not None:
         if limit < 0:
             raise InputError(f"limit must be >= 0 or None, got {limit}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mmedge.data.audio import audio_waveform, fit_audio
+from mmedge.data.audio import AudioFitStats, audio_waveform, fit_audio, read_seconds
 from mmedge.data.image import image_array, normalize_image
 from mmedge.data.sample import AudioInput, ImageInput, Sample
 from mmedge.data.tokenizer import TextTokenizer
@@ -49,6 +49,7 @@ class Preprocessor:
         self.modalities = list(modalities)
         self.spec = Preprocessing.from_json(spec)
         self.tokenizer: TextTokenizer | None = None
+        self.audio_stats = AudioFitStats()  # what audio() did since the last log_audio_summary()
         if "text" in self.modalities:
             text = self.spec.need_text()
             tok_file = Path(text.tokenizer)
@@ -66,10 +67,17 @@ class Preprocessor:
         return normalize_image(image_array(image), s.size, s.channels, s.mean, s.std, s.resize)
 
     def audio(self, audio: AudioInput, sample_rate: int | None) -> np.ndarray:
-        """Decode (a str/Path: only the clip's frames), trim, scale, mono, resample, pad → float32 [samples]."""
+        """Decode (a str/Path: at most 4 clip lengths), cut around the energy, mono, resample, pad → float32."""
         s = self.spec.need_audio()
-        wave, rate = audio_waveform(audio, sample_rate, s.clip_seconds)
-        return fit_audio(wave, rate, s.sample_rate, s.clip_seconds)
+        wave, rate = audio_waveform(audio, sample_rate, read_seconds(s.clip_seconds))
+        return fit_audio(wave, rate, s.sample_rate, s.clip_seconds, self.audio_stats)
+
+    def log_audio_summary(self, what: str) -> None:
+        """Log once what audio preprocessing did to `what` (cut, padded, resampled, rates seen); reset the counts."""
+        if self.audio_stats.clips:
+            s = self.spec.need_audio()
+            log.info("%s audio: %s", what, self.audio_stats.summary(s.clip_seconds, s.sample_rate))
+        self.audio_stats = AudioFitStats()
 
     def batch(self, samples: list[Sample], fixed_text_length: bool = False) -> Batch:
         """Preprocess samples; absent modalities get zero placeholders and present = 0."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,11 @@ import numpy as np
 from mmedge.bundle import Bundle
 from mmedge.data.manifest import resolve_dataset
 from mmedge.data.sample import Dataset
+from mmedge.data.sources import eval_split
 from mmedge.errors import InputError
 from mmedge.eval.metrics import confusion_matrix, evaluate_subsets, per_class_report
 from mmedge.precision import Precision, PrecisionLike
+from mmedge.progress import track
 from mmedge.runtime.pipeline import Pipeline
 
 # Samples per encoder call. 1 = per-request inference, the edge case: dynamic int8 (the transformer
@@ -57,7 +60,7 @@ def collect(pipe: Pipeline, dataset: Dataset, chunk: int) -> tuple[dict[str, np.
     """Embeddings of every sample (encoders run once) and the availability mask."""
     parts: list[dict[str, np.ndarray]] = []
     present = []
-    for start in range(0, len(dataset), chunk):
+    for start in track(range(0, len(dataset), chunk), "evaluating"):  # a bar with ETA in the CLI
         batch = pipe.preprocess(dataset.samples[start : start + chunk])
         parts.append(pipe.encode(batch))
         present.append(batch.present)
@@ -84,7 +87,12 @@ def evaluate_pipeline(pipe: Pipeline, dataset: Dataset, backend: str, precision:
 def evaluate_bundle(bundle: str | Path | Bundle, data: str, split: str | None = None, backend: str = "onnxruntime",
                     precision: PrecisionLike = "fp32", threads: int | None = None, seed: int = 0,
                     batch: int = EVAL_BATCH) -> EvalResult:
-    """Evaluate a bundle on `data` ('digits' or a manifest path)."""
-    dataset = resolve_dataset(data, split, seed)
-    with Pipeline.from_bundle(bundle, backend=backend, precision=precision, threads=threads) as pipe:
+    """Evaluate a bundle on `data` ('digits' or a manifest path; one without a split field is scored whole,
+    unless it is the manifest the bundle was trained on: then `split` is the run's own split)."""
+    b = Bundle.coerce(bundle)
+    split, note = eval_split(data, split, b.provenance.get("data"))
+    if note:
+        logging.getLogger(__name__).warning("%s", note)
+    dataset = resolve_dataset(data, split, seed, split_seed=b.split_seed)
+    with Pipeline.from_bundle(b, backend=backend, precision=precision, threads=threads) as pipe:
         return evaluate_pipeline(pipe, dataset, backend, precision, batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from mmedge.bundle import SCHEMA_VERSION, Artifact, Bundle
 from mmedge.bundle_checks import io_problems
 from mmedge.errors import MissingDependencyError
+from mmedge.exporters.onnx_meta import PREFIX as META_PREFIX
+from mmedge.exporters.onnx_meta import TRT_PRECISIONS, trtexec_shape_flags
 
 log = logging.getLogger(__name__)
 TOP_OPS = 6
@@ -57,7 +60,9 @@ def graph_summary(path: Path, model: Any = None) -> dict[str, Any]:
             "qdq_nodes": ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
             "integer_ops": sum(v for k, v in ops.items() if "Integer" in k or k.startswith("QLinear")),
             "initializer_dtypes": dtypes,
-            "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)}
+            "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0),
+            "opset_domains": sorted(o.domain or "ai.onnx" for o in model.opset_import),
+            "metadata": {p.key: p.value for p in model.metadata_props if p.key.startswith(META_PREFIX)}}
 
 
 def _typed_bytes(init: Any) -> int:
@@ -89,6 +94,16 @@ def artifact_summary(bundle: Bundle, precision: str, art: Artifact, component: s
     return row
 
 
+def trtexec_commands(bundle: Bundle) -> dict[str, dict[str, str]]:
+    """Per component, per TensorRT-buildable precision: a trtexec build line with the bundle's min/opt/max shapes."""
+    out: dict[str, dict[str, str]] = {}
+    for name, comp in bundle.components.items():
+        flags = " ".join(trtexec_shape_flags(comp.inputs))
+        out[name] = {key: f"trtexec --onnx={shlex.quote(str(bundle.path(comp.artifacts[key].file)))} --stronglyTyped "
+                          f"{flags}" for key in TRT_PRECISIONS if key in comp.artifacts}
+    return out
+
+
 def inspect_bundle(bundle: Bundle | str | Path) -> dict[str, Any]:
     """Per component, per precision: the artifact summaries; every recorded file hashed, every graph checked."""
     bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle, legacy=True)  # read-only: schema 1 too
@@ -100,6 +115,7 @@ def inspect_bundle(bundle: Bundle | str | Path) -> dict[str, Any]:
         "bundle": str(bundle.root), "name": bundle.name, "modalities": bundle.modalities,
         "schema_version": bundle.schema_version, "components": components,
         "engines": sorted(bundle.engines),
+        "trtexec": trtexec_commands(bundle),
         "auto_precision": bundle.provenance.get("auto_precision", {}).get("choice"),
         "unverified": list(bundle.unhashed),
         "needs_migration": bundle.schema_version < SCHEMA_VERSION,  # schema 1: `mmedge migrate` before use

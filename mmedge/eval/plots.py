@@ -20,17 +20,13 @@ if TYPE_CHECKING:
 def plot_confusion(confusion: list[list[int]] | np.ndarray, labels: list[str], path: str | Path,
                    title: str = "", normalize: bool = True) -> Path:
     """Confusion matrix (rows = true, columns = predicted) as a PNG; cells show counts, colour = row share."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cm = np.asarray(confusion, dtype=np.float64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(labels):
         raise ValueError(f"confusion must be {len(labels)}x{len(labels)}, got shape {cm.shape}")
     shares = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1.0) if normalize else cm
     side = max(4.0, 0.55 * len(labels) + 1.5)
-    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    fig = agg_figure(side + 1.0, side)
+    ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class" if normalize else "count")
     ticks = np.arange(len(labels))
@@ -45,19 +41,31 @@ def plot_confusion(confusion: list[list[int]] | np.ndarray, labels: list[str], p
                 ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
                         color="white" if shares[i, j] > threshold else "black")
     accuracy = float(np.trace(cm) / cm.sum()) if cm.sum() else 0.0
-    ax.set_title(f"{title + ' — ' if title else ''}accuracy {accuracy:.3f}")
+    ax.set_title(f"{title + chr(10) if title else ''}confusion matrix: accuracy {accuracy:.3f} on {int(cm.sum())} "
+                 "samples (cells: counts)", fontsize=10)
     return save_figure(fig, path)
 
 
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Lay out, write a figure as PNG atomically, and close it."""
-    import matplotlib.pyplot as plt
+def agg_figure(width: float, height: float) -> Any:
+    """A Figure on its own Agg canvas: no pyplot, so the caller's matplotlib backend is left alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out, write a figure as PNG atomically, and close it if pyplot manages it."""
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    if getattr(fig.canvas, "manager", None) is not None:  # a pyplot figure (e.g. robustness curves): release it
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return path
 
 

@@ -155,7 +155,7 @@ def precision_report(bundle: str | Path | Bundle, data: str, split: str | None =
     from mmedge.eval.evaluate import align_labels
 
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
-    dataset = resolve_dataset(data, split, seed)
+    dataset = resolve_dataset(data, split, seed, split_seed=b.split_seed)
     outputs = ComponentOutputs(b, dataset, threads, batch)
     labels = align_labels(Dataset(dataset.name, dataset.labels, outputs.samples), b.labels)
     return [row_for(outputs, labels, p) for p in precisions or ["fp32"]]

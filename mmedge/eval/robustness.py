@@ -144,13 +144,15 @@ def robustness_curves(pipe: Pipeline, dataset: Dataset, modalities: Sequence[str
     return curves
 
 
-def evaluate_robustness(bundle: Bundle | str | Path, data: str, split: str = "test", backend: str = "onnxruntime",
+def evaluate_robustness(bundle: Bundle | str | Path, data: str, split: str | None = "test",
+                        backend: str = "onnxruntime",
                         precision: PrecisionLike = "fp32", modalities: Sequence[str] | None = None,
                         levels: Mapping[str, Sequence[float]] | None = None, threads: int | None = None,
                         seed: int = 0, limit: int | None = None) -> list[RobustnessCurve]:
     """Robustness curves of a bundle on `data` ('digits' or a manifest path)."""
-    dataset = resolve_dataset(data, split, seed, limit=limit)
-    with Pipeline.from_bundle(Bundle.coerce(bundle), backend=backend, precision=precision, threads=threads) as pipe:
+    b = Bundle.coerce(bundle)
+    dataset = resolve_dataset(data, split, seed, limit=limit, split_seed=b.split_seed)
+    with Pipeline.from_bundle(b, backend=backend, precision=precision, threads=threads) as pipe:
         return robustness_curves(pipe, dataset, modalities, levels, seed)
 
 

@@ -19,7 +19,9 @@ from mmedge.data.preprocess import Preprocessor
 from mmedge.errors import ExportError
 from mmedge.eval.compare import Tolerance, compare
 from mmedge.exporters.onnx_export import OPSET, export_module
+from mmedge.exporters.onnx_meta import stamp_artifact
 from mmedge.io import atomic_path
+from mmedge.models.hf.architecture import saved_architectures
 from mmedge.runtime.backends.onnxruntime.runner import OrtRunner
 from mmedge.specs import HEAD, TensorSpec, embedding_name
 from mmedge.train.checkpoint import CHECKPOINT, RUN_META, LoadedRun, load_run
@@ -45,7 +47,7 @@ def component_modules(run: LoadedRun) -> dict[str, tuple[torch.nn.Module, list[T
 
 def parity_feeds(run: LoadedRun, data: str | None, n: int) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
     """Real preprocessed samples (val split), text padded to the batch's longest row."""
-    ds = resolve_dataset(data or run.config.data, "val")
+    ds = resolve_dataset(data or run.config.data, "val", split_seed=run.config.split_seed)
     pre = Preprocessor(run.config.model.modalities, run.preprocessing, root=run.root)
     batch = pre.batch(ds.samples[:n])
     return batch.feeds, batch.present
@@ -100,6 +102,7 @@ def _export_into(run: LoadedRun, out: Path, data: str | None, samples: int, boun
         example = tuple(torch.from_numpy(feed[s.name]) for s in inputs)
         export_module(module, inputs, outputs, example, out / f"{name}.onnx")
         bundle.components[name] = Component(name, "head" if name == HEAD else "encoder", inputs, outputs)
+        stamp_artifact(out / f"{name}.onnx", bundle, name, "fp32")  # metadata_props, before it is hashed
         diff = check_parity(out / f"{name}.onnx", inputs, outputs, feed, expected, bound)
         bundle.add_artifact(name, "fp32", f"{name}.onnx", parity=diff, settings={"opset": OPSET})
         if name != HEAD:
@@ -132,6 +135,9 @@ def copy_side_files(run: LoadedRun, out: Path) -> list[str]:
         tok = run.preprocessing.text.tokenizer
         files.append(tok)
         sources.append(run.root / tok)
+    for relative in saved_architectures(run.root):  # hf: encoders' config files: the reference needs no folder
+        files.append(f"{TORCH_DIR}/{relative}")
+        sources.append(run.root / relative)
     for src, relative in zip(sources, files, strict=True):
         confine(out, relative, relative)  # a run's tokenizer path never writes outside the bundle
         if not src.is_file():
@@ -147,4 +153,5 @@ def provenance(run: LoadedRun) -> dict[str, Any]:
 
     return {"mmedge": __version__, "torch": torch.__version__, "onnx": onnx.__version__, "opset": OPSET,
             "exporter": "torch.onnx (TorchScript)", "config_digest": run.config.digest(), "data": run.config.data,
+            "split_seed": run.config.split_seed,  # eval/quantize/bench then read the run's own val/test rows
             "run": str(run.root), "preset": run.config.model.preset, "mode": run.config.train.mode}

@@ -1,7 +1,8 @@
-"""In-graph log-mel front-end: a Conv1d with the windowed DFT basis, a mel matrix, then log.
+"""In-graph log-mel front-end: a Conv1d with the windowed DFT basis, a mel matrix, then log;
+then per-clip normalization of that log-mel (ClipNorm).
 
-Only Conv/Mul/Add/MatMul/Log ops, so it exports with any ONNX exporter and builds on any
-TensorRT version (no complex STFT), and training and serving share the exact same module.
+Only Conv/Mul/Add/MatMul/Log and elementwise/Reduce ops, so it exports with any ONNX exporter and
+builds on any TensorRT version (no complex STFT), and training and serving share the exact same module.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import math
 import numpy as np
 import torch
 from torch import nn
+
+RELATIVE_FLOOR = 1e-6  # the log floor sits 60 dB below the clip's loudest mel cell, so a quiet
+LOG_FLOOR = 1e-10  # microphone and a loud one give the same log-mel up to a constant; 1e-10 keeps log(0) out
+SILENCE_MARGIN = math.log(10.0)  # 10 dB: a frame whose loudest band is within this of the floor is silence
 
 
 def hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -64,14 +69,40 @@ class LogMel(nn.Module):
         self.register_buffer("mel", torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels)))
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Compute the log-mel spectrogram (power, natural log, floor 1e-6)."""
+        """Log-mel power with a floor 60 dB below the clip's loudest cell (plus 1e-10 for all-zero input)."""
         frames = nn.functional.conv1d(waveform.unsqueeze(1), self.kernels, stride=self.hop)
         real, imag = frames[:, : self.n_freq], frames[:, self.n_freq :]
         power = real * real + imag * imag  # [B, n_freq, T]
         mel = torch.matmul(power.transpose(1, 2), self.mel)  # [B, T, n_mels]
-        return torch.log(mel + 1e-6).transpose(1, 2).unsqueeze(1)
+        peak = mel.amax(dim=(1, 2), keepdim=True)  # the floor follows the clip's level: gain-invariant
+        return torch.log(mel + RELATIVE_FLOOR * peak + LOG_FLOOR).transpose(1, 2).unsqueeze(1)
 
 
-def n_frames(samples: int, n_fft: int, hop: int) -> int:
-    """Number of frames the front-end yields for `samples` input samples."""
-    return (samples - n_fft) // hop + 1
+class ClipNorm(nn.Module):
+    """Per-clip normalization of a log-mel [B, 1, n_mels, T] over its signal frames.
+
+    Padding frames are those whose every band is within 10 dB of the clip's floor (50 dB or more
+    below its peak): digital zeros (zero padding, dropouts), the resampling ripple around them, and
+    true silence. Mean and std are taken over time x mel of the other frames only, so neither the
+    level nor the amount of zero padding moves the normalized speech; padding frames then take the
+    clip's lowest normalized value ("silence"); an all-zero clip is 0.
+    Only Reduce*/Sign/Relu/elementwise ops, so it exports and builds anywhere the front-end does.
+    """
+
+    def __init__(self, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        """[B, 1, M, T] → same shape, zero mean / unit variance over the clip's signal frames."""
+        floor = logmel.amin(dim=(1, 2, 3), keepdim=True)
+        # relu(sign(x)) is an exact 0/1 step without a bool Cast (which fp16 converters retype)
+        mask = torch.relu(torch.sign(logmel.amax(dim=2, keepdim=True) - floor - SILENCE_MARGIN))  # [B, 1, 1, T]
+        share = mask.mean(dim=(2, 3), keepdim=True)  # fraction of signal frames
+        has_signal = torch.relu(torch.sign(share))
+        share = share.clamp(min=1e-6)
+        mean = (logmel * mask).mean(dim=(1, 2, 3), keepdim=True) / share
+        var = ((logmel - mean) * mask).pow(2).mean(dim=(1, 2, 3), keepdim=True) / share
+        z = (logmel - mean) / torch.sqrt(var + self.eps)
+        lowest = (z * mask + (1.0 - mask) * 1e4).amin(dim=(1, 2, 3), keepdim=True) * has_signal
+        return z * mask + lowest * (1.0 - mask)

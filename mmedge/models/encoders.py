@@ -14,7 +14,7 @@ from torch import nn
 from mmedge.bundle import batch_range
 from mmedge.config import ModelConfig
 from mmedge.errors import ConfigError
-from mmedge.models.audio_frontend import LogMel
+from mmedge.models.audio_frontend import ClipNorm, LogMel
 from mmedge.registry import Registry
 from mmedge.specs import TensorSpec
 
@@ -78,55 +78,14 @@ class SmallCNN(nn.Module):
         return self.proj(self.features(x).mean(dim=(2, 3)))
 
 
-class ImageAugment(nn.Module):
-    """Training-only random affine jitter + pixel noise (identity in eval mode, so absent from ONNX)."""
-
-    def __init__(self, shift: float = 0.12, rotate: float = 0.2, scale: float = 0.1, noise: float = 0.1) -> None:
-        super().__init__()
-        self.shift, self.rotate, self.scale, self.noise = shift, rotate, scale, noise
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Jitter a batch [B, C, H, W] per sample."""
-        if not self.training:
-            return x
-        n = x.shape[0]
-        angle = (torch.rand(n) * 2 - 1) * self.rotate
-        zoom = 1 + (torch.rand(n) * 2 - 1) * self.scale
-        cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
-        shift = (torch.rand(n, 2) * 2 - 1) * self.shift * 2
-        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-        grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
-        out = nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
-        return out + torch.randn_like(out) * self.noise
-
-
-class AudioAugment(nn.Module):
-    """Training-only random gain, time shift and noise on the waveform (identity in eval mode)."""
-
-    def __init__(self, max_shift: float = 0.1, gain_db: float = 6.0, noise: float = 0.01) -> None:
-        super().__init__()
-        self.max_shift, self.gain_db, self.noise = max_shift, gain_db, noise
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """Jitter a batch [B, S] per sample."""
-        if not self.training:
-            return wave
-        n, length = wave.shape
-        gain = 10 ** ((torch.rand(n, 1) * 2 - 1) * self.gain_db / 20)
-        shifts = ((torch.rand(n) * 2 - 1) * self.max_shift * length).long()
-        idx = (torch.arange(length).unsqueeze(0) - shifts.unsqueeze(1)) % length
-        return torch.gather(wave, 1, idx) * gain + torch.randn_like(wave) * self.noise
-
-
 class ImageCNNEncoder(Encoder):
-    """Small CNN over normalized pixels [batch, C, H, W]."""
+    """Small CNN over normalized pixels [batch, C, H, W] (training augmentation: mmedge.train.augment)."""
 
     modality = "image"
 
     def __init__(self, channels: int, size: int, embed_dim: int) -> None:
         super().__init__()
         self.embed_dim, self.channels, self.size = embed_dim, channels, size
-        self.augment = ImageAugment()
         self.cnn = SmallCNN(channels, embed_dim)
 
     def input_specs(self) -> list[TensorSpec]:
@@ -140,11 +99,14 @@ class ImageCNNEncoder(Encoder):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] → [B, D]."""
-        return self.cnn(self.augment(pixel_values))
+        return self.cnn(pixel_values)
 
 
 class AudioCNNEncoder(Encoder):
-    """In-graph log-mel front-end, per-utterance normalisation, small CNN."""
+    """In-graph log-mel front-end, per-clip normalization (ClipNorm), small CNN.
+
+    Training-only augmentation (waveform and SpecAugment) is attached by mmedge.train.augment.
+    """
 
     modality = "audio"
 
@@ -153,9 +115,8 @@ class AudioCNNEncoder(Encoder):
         super().__init__()
         self.embed_dim = embed_dim
         self.samples = round(sample_rate * clip_seconds)
-        self.augment = AudioAugment()
         self.frontend = LogMel(sample_rate, n_fft, hop, n_mels)
-        self.norm = nn.BatchNorm2d(1)
+        self.norm = ClipNorm()
         self.cnn = SmallCNN(1, embed_dim, first_stride=2)
 
     def input_specs(self) -> list[TensorSpec]:
@@ -163,12 +124,12 @@ class AudioCNNEncoder(Encoder):
         return [TensorSpec("waveform", "float32", ("batch", self.samples), batch_range())]
 
     def blocks(self) -> list[nn.Module]:
-        """Normalisation, conv blocks, projection (the front-end has no weights)."""
-        return [self.norm, *self.cnn.features, self.cnn.proj]
+        """Conv blocks, projection (the front-end and the per-clip norm have no weights)."""
+        return [*self.cnn.features, self.cnn.proj]
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """[B, S] → [B, D]."""
-        return self.cnn(self.norm(self.frontend(self.augment(waveform))))
+        return self.cnn(self.norm(self.frontend(waveform)))
 
 
 EncoderBuilder = Callable[[ModelConfig, int], Encoder]
@@ -198,6 +159,10 @@ ENCODERS: Registry[EncoderBuilder] = Registry("encoder", {
     "text/minilm": "mmedge.models.pretrained:build_minilm",
     "image/efficientnet_lite0": "mmedge.models.pretrained:build_efficientnet_lite0",
     "audio/mobile_cnn": "mmedge.models.pretrained:build_mobile_cnn",
+    # `hf:PATH` names (a local Hugging Face folder) build through these (mmedge.models.hf)
+    "text/hf": "mmedge.models.hf.text:build_hf_text",
+    "image/hf": "mmedge.models.hf.image:build_hf_image",
+    "audio/hf": "mmedge.models.hf.audio:build_hf_audio",
 })
 
 
@@ -219,6 +184,8 @@ def encoder_names(modality: str) -> list[str]:
 def build_encoder(modality: str, cfg: ModelConfig, vocab_size: int = 0) -> Encoder:
     """Instantiate the configured encoder of `modality`."""
     name = getattr(cfg, modality).encoder
-    if encoder_key(modality, name) not in ENCODERS:
-        raise ConfigError(f"unknown {modality} encoder '{name}' (known: {', '.join(encoder_names(modality))})")
-    return ENCODERS.get(encoder_key(modality, name))(cfg, vocab_size)
+    key = encoder_key(modality, "hf" if name.startswith("hf:") else name)  # hf:PATH → the family's builder
+    if key not in ENCODERS or name == "hf":
+        known = [n for n in encoder_names(modality) if n != "hf"]
+        raise ConfigError(f"unknown {modality} encoder '{name}' (known: {', '.join(known)}, or hf:PATH)")
+    return ENCODERS.get(key)(cfg, vocab_size)

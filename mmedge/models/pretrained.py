@@ -20,7 +20,7 @@ from mmedge.bundle import batch_range
 from mmedge.config import ModelConfig
 from mmedge.errors import ConfigError, MissingDependencyError, require
 from mmedge.io import atomic_path
-from mmedge.models.audio_frontend import LogMel
+from mmedge.models.audio_frontend import ClipNorm, LogMel
 from mmedge.models.encoders import Encoder
 from mmedge.specs import TensorSpec
 
@@ -134,8 +134,12 @@ class MiniLMEncoder(PretrainedEncoder):
 
 def copy_pretrained_tokenizer(encoder_name: str, dest: str | Path) -> int:
     """Copy the pretrained encoder's tokenizer.json to `dest` (atomic); return its vocabulary size."""
+    if encoder_name.startswith("hf:"):  # a local Hugging Face folder: its own tokenizer.json
+        from mmedge.models.hf.text import copy_hf_tokenizer
+
+        return copy_hf_tokenizer(encoder_name, dest)
     if encoder_name != "minilm":
-        raise ConfigError(f"text encoder '{encoder_name}' has no pretrained tokenizer (known: minilm)")
+        raise ConfigError(f"text encoder '{encoder_name}' has no pretrained tokenizer (known: minilm, hf:PATH)")
     from tokenizers import Tokenizer
 
     src = minilm_folder() / "tokenizer.json"
@@ -264,7 +268,7 @@ MOBILE_STAGES: tuple[tuple[int, int, int], ...] = ((24, 2, 2), (24, 1, 2), (40, 
 
 
 class MobileAudioEncoder(Encoder):
-    """In-graph log-mel → BatchNorm → mobile CNN (inverted residuals) → GAP → Linear; from scratch."""
+    """In-graph log-mel → per-clip norm → mobile CNN (inverted residuals) → GAP → Linear; from scratch."""
 
     modality = "audio"
     pretrained = False
@@ -275,7 +279,7 @@ class MobileAudioEncoder(Encoder):
         self.embed_dim = embed_dim
         self.samples = round(sample_rate * clip_seconds)
         self.frontend = LogMel(sample_rate, n_fft, hop, n_mels)
-        self.norm = nn.BatchNorm2d(1)
+        self.norm = ClipNorm()
         self.stem = nn.Sequential(nn.Conv2d(1, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU6())
         stages, cin = [], width
         for cout, stride, expand in MOBILE_STAGES:
@@ -290,8 +294,8 @@ class MobileAudioEncoder(Encoder):
         return [TensorSpec("waveform", "float32", ("batch", self.samples), batch_range())]
 
     def blocks(self) -> list[nn.Module]:
-        """Normalisation, stem, inverted residual stages, head conv, projection."""
-        return [self.norm, self.stem, *self.stages, self.head, self.proj]
+        """Stem, inverted residual stages, head conv, projection (front-end and norm have no weights)."""
+        return [self.stem, *self.stages, self.head, self.proj]
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """[B, S] → [B, D]."""

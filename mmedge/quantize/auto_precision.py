@@ -160,7 +160,7 @@ def auto_precision(bundle: Bundle | str | Path, data: str | None = None, split: 
 def _auto_precision(bundle: Bundle, data: str | None, split: str, budget: float, min_agreement: float,
                     threads: int | None, repeat: int, limit: int | None) -> AutoResult:
     spec = data_spec(bundle, data)
-    dataset = resolve_dataset(spec, split)
+    dataset = resolve_dataset(spec, split, split_seed=bundle.split_seed)
     if limit is not None:
         dataset = dataset.subset(list(range(min(limit, len(dataset)))))
     outputs = ComponentOutputs(bundle, dataset, threads)

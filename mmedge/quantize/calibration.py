@@ -18,6 +18,7 @@ from mmedge.data.manifest import resolve_dataset
 from mmedge.data.preprocess import select_rows
 from mmedge.data.sample import Dataset
 from mmedge.errors import InputError
+from mmedge.progress import track
 from mmedge.specs import HEAD, embedding_name
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def load_samples(bundle: Bundle, data: str | None, split: str, n: int, seed: int
     if n < 1:
         raise InputError(f"need at least 1 calibration sample, got {n}")
     spec = data_spec(bundle, data)
-    dataset = resolve_dataset(spec, split, seed)
+    dataset = resolve_dataset(spec, split, seed, split_seed=bundle.split_seed)
     if not dataset.samples:
         raise InputError(f"no calibration data: dataset '{spec}' has no samples in split '{split}'")
     return dataset.subset(list(range(min(n, len(dataset)))))
@@ -85,7 +86,7 @@ def component_feeds(bundle: Bundle, dataset: Dataset, components: list[str], bat
     result = ComponentFeeds(feeds={c: [] for c in components}, samples=dict.fromkeys(components, 0),
                             source=dataset.name)
     with Pipeline.from_bundle(bundle, precision="fp32", threads=threads) as pipe:  # this Bundle: its hash checks
-        for start in range(0, len(dataset), batch):
+        for start in track(range(0, len(dataset), batch), "calibration samples"):  # a bar with ETA in the CLI
             chunk = [s for s in dataset.samples[start : start + batch] if any(s.present().values())]
             if not chunk:
                 continue

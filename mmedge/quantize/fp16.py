@@ -8,7 +8,8 @@ Block list (kept in float32, documented here because it is a numerical contract)
   onnxruntime's default list of ops without fp16 support.
 * the audio front-end, found structurally as every node upstream of a ``Log`` (the DFT Conv1d,
   the power ``real² + imag²`` — up to ~1e4 for a full-scale tone, the mel MatMul — sums of those,
-  close to the fp16 maximum 65504 — and the ``+1e-6`` floor, which is a subnormal in fp16);
+  close to the fp16 maximum 65504 — and the ``+1e-10`` floor, which underflows fp16), plus the
+  per-clip normalization between the ``Log`` and the first learned layer (whole-clip statistics);
 * hand-written variance statistics: a ``ReduceMean`` fed by a ``Pow`` (decomposed LayerNorm),
   with that ``Pow``.
 
@@ -65,9 +66,33 @@ def upstream_nodes(model: onnx.ModelProto, roots: Iterable[onnx.NodeProto]) -> l
     return [n.name for n in model.graph.node if n.name in seen]
 
 
+LEARNED_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "MatMul", "Gemm")  # where the front-end ends
+
+
+def downstream_until_learned(model: onnx.ModelProto, roots: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    """Nodes fed (transitively) by `roots`, stopping at the first learned layer (Conv/MatMul/Gemm) on each path."""
+    readers = consumers(model)
+    seen: dict[str, onnx.NodeProto] = {}
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        for out in node.output:
+            for reader in readers.get(out, []):
+                if reader.op_type not in LEARNED_OPS and reader.name not in seen:
+                    seen[reader.name] = reader
+                    stack.append(reader)
+    return list(seen.values())
+
+
 def frontend_nodes(model: onnx.ModelProto) -> list[str]:
-    """The in-graph audio front-end: every node up to and including a Log (empty if there is none)."""
-    return upstream_nodes(model, [n for n in model.graph.node if n.op_type == "Log"])
+    """The in-graph audio front-end: every node up to a Log, and the per-clip normalization after it.
+
+    That is: the Log, its ancestors, the parameter-free nodes it feeds up to the first learned layer
+    (mean/std statistics over a whole clip: sums that overflow fp16 and must not be int8), and their
+    constants (empty if there is no Log).
+    """
+    logs = [n for n in model.graph.node if n.op_type == "Log"]
+    return upstream_nodes(model, logs + downstream_until_learned(model, logs))
 
 
 def variance_nodes(model: onnx.ModelProto) -> list[str]:

@@ -14,6 +14,8 @@ import numpy as np
 from mmedge.bundle import Bundle
 from mmedge.errors import ExportError, InputError
 from mmedge.eval.compare import compare
+from mmedge.exporters.onnx_meta import stamp_artifact
+from mmedge.progress import track
 from mmedge.quantize.calibration import ComponentFeeds, component_feeds, data_spec, load_samples
 from mmedge.quantize.float_prefix import require_share
 from mmedge.quantize.fp16 import convert_fp16
@@ -135,6 +137,7 @@ def quantize_component(txn: Transaction, name: str, opts: QuantizeOptions, calib
             if opts.target == "tensorrt":
                 enforce_trt_rules(tmp, label)
                 settings["qdq_check"] = "passed"
+        stamp_artifact(tmp, bundle, name, key)  # metadata_props + unused opset imports dropped, before hashing
         figures = parity(src, tmp, checks.feeds[name], output, opts.threads, label)
     file = new.name
     settings.update(source_sha256=bundle.artifact(name, "fp32").sha256,
@@ -176,7 +179,7 @@ def _quantize(txn: Transaction, opts: QuantizeOptions, progress: ProgressFn | No
     checks = component_feeds(bundle, load_samples(bundle, opts.calib, "val", opts.parity_samples), names,
                              threads=opts.threads)
     results = []
-    for name in names:
+    for name in track(names, f"quantizing to {opts.key()}"):  # a bar with ETA in the CLI
         if progress:
             progress(f"{opts.key()} {name}")
         results.append(quantize_component(txn, name, opts, calib, checks))

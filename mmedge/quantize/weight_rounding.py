@@ -86,14 +86,17 @@ def grouped_weight(layer: WeightedLayer, w: np.ndarray) -> np.ndarray:
 
 
 def patches(layer: WeightedLayer, x: np.ndarray, kernel: tuple[int, ...]) -> np.ndarray:
-    """Layer inputs as [groups, rows, columns] (im2col for 2-D convs)."""
+    """Layer inputs as [groups, rows, columns] (im2col for 1-D and 2-D convs)."""
     node = layer.node
     if node.op_type != "Conv":
         return x.reshape(1, -1, x.shape[-1])
-    if len(kernel) != 2 or list(_attr(node, "dilations", [1, 1])) != [1, 1]:
-        raise ValueError("only 2-D, undilated convolutions")
-    pads = list(_attr(node, "pads", [0, 0, 0, 0]))
-    sh, sw = list(_attr(node, "strides", [1, 1]))
+    if len(kernel) not in (1, 2) or set(_attr(node, "dilations", [1] * len(kernel))) != {1}:
+        raise ValueError("only 1-D and 2-D undilated convolutions")
+    pads = list(_attr(node, "pads", [0] * 2 * len(kernel)))
+    strides = list(_attr(node, "strides", [1] * len(kernel)))
+    if len(kernel) == 1:  # Conv1d (speech encoders, hf: families): a 2-D conv over a height-1 image
+        x, kernel, pads, strides = x[:, :, None, :], (1, kernel[0]), [0, pads[0], 0, pads[1]], [1, strides[0]]
+    sh, sw = strides
     x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
     n, c, h, w = x.shape
     kh, kw = kernel

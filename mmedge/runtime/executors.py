@@ -7,6 +7,8 @@ GPU executor overrides to keep embeddings on the device.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
@@ -22,24 +24,30 @@ if TYPE_CHECKING:
     from mmedge.runtime.pipeline import Pipeline
     from mmedge.runtime.runner import Runner
 
+log = logging.getLogger(__name__)
 Feeds = dict[str, dict[str, np.ndarray]]  # modality -> its encoder's feed
 Encoded = dict[str, tuple[np.ndarray, int]]  # modality -> (embedding rows, ns)
+Concurrency = bool | None  # True / False, or None: the executor decides (AutoConcurrency)
 
 
 class Executor(ABC):
     """Runs the encoders of one pipeline, and the whole model on a batch."""
+
+    decides_concurrency = False  # True: `encode(feeds, None)` measures and picks the mode itself
 
     def __init__(self, runners: dict[str, Runner], modalities: list[str]) -> None:
         self.runners, self.modalities = runners, list(modalities)
         self._closed = False
 
     @abstractmethod
-    def encode(self, feeds: Feeds, concurrent: bool) -> Encoded:
-        """Embedding and time of each modality in `feeds`."""
+    def encode(self, feeds: Feeds, concurrent: Concurrency) -> Encoded:
+        """Embedding and time of each modality in `feeds` (`concurrent` None: the executor's choice)."""
 
-    def run(self, pipe: Pipeline, batch: Batch, timings: dict[str, int] | None, concurrent: bool) -> np.ndarray:
+    def run(self, pipe: Pipeline, batch: Batch, timings: dict[str, int] | None,
+            concurrent: Concurrency) -> np.ndarray:
         """Encoders then fusion head on a preprocessed batch → logits."""
-        return pipe.head(pipe.encode(batch, timings, concurrent), batch.present, timings)
+        return pipe.head(pipe.encode(batch, timings, "auto" if concurrent is None else concurrent), batch.present,
+                         timings)
 
     def close(self) -> None:
         """Release what the executor holds (runners are the pipeline's)."""
@@ -58,18 +66,103 @@ def timed_infer(runner: Runner, feed: dict[str, np.ndarray], output: str) -> tup
     return out, time.perf_counter_ns() - start
 
 
-class ThreadPoolEncoders(Executor):
-    """CPU runtimes: encoders concurrently on a thread pool (only when more than one runs)."""
+WorkKey = tuple[tuple[str, ...], int]  # (modalities encoded, rows): what decides whether concurrency pays
 
-    def __init__(self, runners: dict[str, Runner], modalities: list[str]) -> None:
+
+class AutoConcurrency:
+    """Decides per workload (modalities x rows) whether concurrent encoders pay, from its first real calls.
+
+    The first calls of a workload alternate sequential and concurrent (so both see the same machine
+    state); each mode's first `skip` calls are not counted (lazy kernel set-up, the pool's threads
+    starting), then after `trials` counted calls per mode the faster by its best call wins (the minimum:
+    other processes only ever add time), concurrent only when at least `margin` faster. Every
+    `recheck` calls a decided workload is measured again, so one unlucky trial cannot stick. On small
+    graphs the thread hand-off costs more than the overlap gains (tiny preset, ONNX Runtime, batch 1:
+    1.4-1.6x slower concurrent, docs/performance.md), on large ones overlap can win, and which applies
+    depends on the bundle, backend, threads, machine and its load, so it is measured rather than guessed.
+    """
+
+    def __init__(self, trials: int = 5, skip: int = 2, margin: float = 0.95, recheck: int = 2000) -> None:
+        self.trials, self.skip, self.margin, self.recheck = trials, skip, margin, recheck
+        self.decided: dict[WorkKey, bool] = {}
+        self._times: dict[WorkKey, dict[bool, list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def choose(self, key: WorkKey) -> bool:
+        """The mode for the next call of workload `key` (a trial mode until decided)."""
+        with self._lock:
+            if key in self.decided:
+                return self.decided[key]
+            seen = self._times.setdefault(key, {False: [], True: []})
+            return len(seen[False]) > len(seen[True])  # alternate, sequential first
+
+    def record(self, key: WorkKey, concurrent: bool, ns: int) -> None:
+        """Record a trial's wall time; decide once both modes have `skip + trials` samples."""
+        with self._lock:
+            if key in self.decided:
+                return
+            seen = self._times.setdefault(key, {False: [], True: []})
+            seen[concurrent].append(ns)
+            need = self.skip + max(1, self.trials)
+            if len(seen[False]) >= need and len(seen[True]) >= need:
+                seq, conc = float(min(seen[False][self.skip:])), float(min(seen[True][self.skip:]))
+                self.decided[key] = conc < self.margin * seq
+                del self._times[key]
+                log.info("encoders %s x%d rows: %s (best sequential %.3f ms, concurrent %.3f ms)", "+".join(key[0]),
+                         key[1], "concurrent" if self.decided[key] else "sequential", seq / 1e6, conc / 1e6)
+
+    def pending(self) -> int:
+        """How many workloads have started their trials but are not decided yet."""
+        with self._lock:
+            return len(self._times)
+
+    def forget(self, key: WorkKey) -> None:
+        """Drop the decision for `key`: its next calls are trials again."""
+        with self._lock:
+            self.decided.pop(key, None)
+
+
+def work_key(feeds: Feeds) -> WorkKey:
+    """The workload of an encode call: which encoders run and on how many rows."""
+    first = next(iter(next(iter(feeds.values())).values()))
+    return tuple(sorted(feeds)), int(first.shape[0])
+
+
+class ThreadPoolEncoders(Executor):
+    """CPU runtimes: encoders concurrently on a thread pool where that pays (measured), else one by one."""
+
+    decides_concurrency = True
+
+    def __init__(self, runners: dict[str, Runner], modalities: list[str], auto: AutoConcurrency | None = None) -> None:
         super().__init__(runners, modalities)
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(modalities)), thread_name_prefix="mmedge-enc")
+        self.auto = auto or AutoConcurrency()
+        self._calls = 0  # decided calls since the last re-check (a race only shifts when it happens)
 
-    def encode(self, feeds: Feeds, concurrent: bool) -> Encoded:
-        """Encoders on the pool (several, concurrent) or in the calling thread."""
+    def encode(self, feeds: Feeds, concurrent: Concurrency) -> Encoded:
+        """Encoders on the pool (several, concurrent) or in the calling thread; None: the measured choice."""
         self.check_open()
         calls = {m: (self.runners[m], feed, embedding_name(m)) for m, feed in feeds.items()}
-        if concurrent and len(calls) > 1:
+        if len(calls) < 2:
+            return {m: timed_infer(*args) for m, args in calls.items()}
+        if concurrent is not None:
+            return self._encode(calls, concurrent)
+        key = work_key(feeds)
+        decided = self.auto.decided.get(key)  # lock-free once decided: the same path as a fixed mode
+        if decided is not None:
+            self._calls += 1
+            if self._calls >= self.auto.recheck:
+                self._calls = 0
+                self.auto.forget(key)
+            return self._encode(calls, decided)
+        mode = self.auto.choose(key)
+        start = time.perf_counter_ns()
+        out = self._encode(calls, mode)
+        self.auto.record(key, mode, time.perf_counter_ns() - start)
+        return out
+
+    def _encode(self, calls: dict[str, tuple[Runner, dict[str, np.ndarray], str]], concurrent: bool) -> Encoded:
+        if concurrent:
             futures = {m: self._pool.submit(timed_infer, *args) for m, args in calls.items()}
             return {m: f.result() for m, f in futures.items()}
         return {m: timed_infer(*args) for m, args in calls.items()}

@@ -9,15 +9,65 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from mmedge.errors import BackendError
+from mmedge.errors import BackendError, InputError
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
 
 COMMON: tuple[str, ...] = ("threads", "device")
+AUTO = "auto"
+ThreadsLike = int | str | None  # a count, "auto", or None (the runtime's default)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_threads(encoders: int, cores: int | None = None) -> int:
+    """Intra-op threads per session for `threads="auto"`: the usable cores shared among the encoders.
+
+    Encoders may run concurrently (one session each), so each gets an equal share and none waits for
+    a core: oversubscribed intra-op pools spin against each other on small graphs.
+    """
+    return max(1, (cores or usable_cores()) // max(1, encoders))
+
+
+def parse_threads(text: str | None) -> int | str | None:
+    """A --threads value: an integer >= 1 or 'auto' (InputError otherwise); None stays None."""
+    if text is None or text.strip().lower() == AUTO:
+        return None if text is None else AUTO
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"--threads must be an integer >= 1 or 'auto', got {text!r}")
+    return value
+
+
+def resolve_threads(threads: ThreadsLike, encoders: int, concurrent: bool = True) -> int | None:
+    """An explicit thread count for `threads` ('auto' → `auto_threads`); BackendError for anything else.
+
+    `concurrent=False` (encoders explicitly one after another): each session gets every usable core,
+    since no two sessions ever run at once.
+    """
+    if threads == AUTO:
+        sharing = encoders if concurrent else 1
+        chosen = auto_threads(sharing)
+        log.info("threads=auto: %d intra-op thread(s) per session (%d usable cores, %d encoders%s)",
+                 chosen, usable_cores(), encoders, "" if concurrent else ", sequential: not shared")
+        return chosen
+    if threads is None or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
+        return threads  # type: ignore[return-value]
+    raise BackendError(f"threads must be an integer >= 1 or 'auto', got {threads!r}")
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,21 @@ from mmedge.data.sample import AudioInput, ImageInput, Sample
 from mmedge.errors import BackendError, InputError
 from mmedge.precision import Precision, PrecisionLike
 from mmedge.runtime.backends import backend_info
-from mmedge.runtime.executors import Executor, ThreadPoolEncoders, scatter
-from mmedge.runtime.options import RunnerOptions
+from mmedge.runtime.executors import Concurrency, Executor, ThreadPoolEncoders, scatter
+from mmedge.runtime.options import RunnerOptions, ThreadsLike, resolve_threads
 from mmedge.runtime.runner import Runner
 from mmedge.specs import HEAD, embedding_name
 
 log = logging.getLogger(__name__)
 HEAD_CHUNK = 256  # rows per head call when its runner sets no limit (bounds memory on large evaluations)
+ConcurrentLike = bool | str  # True, False or "auto" (measured per workload by the executor)
+
+
+def check_concurrent(value: object) -> ConcurrentLike:
+    """`value` if it is True, False or 'auto'; BackendError otherwise."""
+    if isinstance(value, bool) or value == "auto":
+        return value  # type: ignore[return-value]
+    raise BackendError(f"concurrent must be True, False or 'auto', got {value!r}")
 
 
 @dataclass
@@ -65,14 +73,15 @@ def resolve_precisions(bundle: Bundle, precision: PrecisionLike, backend: str = 
 class Pipeline:
     """One active runner per component; the backend's executor runs the encoders; then the fusion head."""
 
-    def __init__(self, bundle: Bundle, runners: dict[str, Runner], concurrent: bool = True,
+    def __init__(self, bundle: Bundle, runners: dict[str, Runner], concurrent: ConcurrentLike = "auto",
                  executor: Executor | None = None) -> None:
         self.bundle = bundle
         self.runners = runners
         self.modalities = list(bundle.modalities)
         bundle.verify_preprocessing()  # the tokenizer: confined and sha256-checked before it is opened
         self.preprocessor = Preprocessor(self.modalities, bundle.preprocessing, root=bundle.root)
-        self.concurrent = concurrent
+        self.concurrent = check_concurrent(concurrent)
+        self.threads: int | None = None  # intra-op threads per session (set by from_bundle)
         for runner in runners.values():
             runner.activate()
         self.executor = executor or ThreadPoolEncoders(runners, self.modalities)
@@ -81,16 +90,23 @@ class Pipeline:
 
     @classmethod
     def from_bundle(cls, bundle: str | Path | Bundle, backend: str = "onnxruntime",
-                    precision: PrecisionLike = "fp32", threads: int | None = None, concurrent: bool = True,
-                    verify: bool = True, options: RunnerOptions | None = None, **settings: Any) -> Pipeline:
+                    precision: PrecisionLike = "fp32", threads: ThreadsLike = None,
+                    concurrent: ConcurrentLike = "auto", verify: bool = True, options: RunnerOptions | None = None,
+                    **settings: Any) -> Pipeline:
         """Load a bundle (or take a loaded one) and build one active runner per component on `backend`.
 
         `settings` are runner options: `threads`/`device` for every backend, the rest for `backend`
-        only (e.g. `cuda_graph=True` on tensorrt); an unknown one is a BackendError.
+        only (e.g. `cuda_graph=True` on tensorrt); an unknown one is a BackendError. `threads="auto"`:
+        the usable cores shared among the encoders, or all of them with `concurrent=False` (see
+        `resolve_threads`). `concurrent="auto"`: the executor measures per workload whether running
+        encoders concurrently pays (True/False force it).
         """
+        check_concurrent(concurrent)
         loaded = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle, verify=verify)
         info = backend_info(backend)
-        opts = RunnerOptions.make(options, threads=threads, **settings)
+        sharing = concurrent is not False  # encoders forced sequential never run two sessions at once
+        opts = RunnerOptions.make(options, threads=resolve_threads(threads, len(loaded.modalities), sharing),
+                                  **settings)
         runners: dict[str, Runner] = {}
         executor: Executor | None = None
         try:
@@ -98,7 +114,9 @@ class Pipeline:
                 runners[comp] = info.make_runner(loaded, comp, key, opts)
                 runners[comp].activate()
             executor = info.make_executor(runners, list(loaded.modalities), opts)
-            return cls(loaded, runners, concurrent, executor)
+            pipe = cls(loaded, runners, concurrent, executor)
+            pipe.threads = opts.threads
+            return pipe
         except BaseException:  # nothing half-built stays active
             if executor is not None:
                 executor.close()
@@ -152,7 +170,7 @@ class Pipeline:
         return batch
 
     def encode(self, batch: Batch, timings: dict[str, int] | None = None,
-               concurrent: bool | None = None) -> dict[str, np.ndarray]:
+               concurrent: ConcurrentLike | None = None) -> dict[str, np.ndarray]:
         """Embeddings of the modalities present in the batch (absent rows: zeros, never encoded)."""
         self._check_open()
         start = time.perf_counter_ns()
@@ -161,7 +179,7 @@ class Pipeline:
         # otherwise enter dynamic int8's per-call activation range.
         feeds = {m: batch.feeds[m] if r.size == len(batch) else select_rows(batch.feeds[m], r)
                  for m, r in rows.items() if r.size}
-        results = self.executor.encode(feeds, self.concurrent if concurrent is None else concurrent)
+        results = self.executor.encode(feeds, self._mode(concurrent))
         embeddings = {m: scatter(rows[m], results[m][0], len(batch)) if m in results
                       else np.zeros((len(batch), self.embed_dim), dtype=np.float32) for m in self.modalities}
         if timings is not None:
@@ -187,10 +205,17 @@ class Pipeline:
         return logits
 
     def run_batch(self, batch: Batch, timings: dict[str, int] | None = None,
-                  concurrent: bool | None = None) -> np.ndarray:
+                  concurrent: ConcurrentLike | None = None) -> np.ndarray:
         """Model compute only (encoders + head) on a preprocessed batch → logits."""
         self._check_open()
-        return self.executor.run(self, batch, timings, self.concurrent if concurrent is None else concurrent)
+        return self.executor.run(self, batch, timings, self._mode(concurrent))
+
+    def _mode(self, concurrent: ConcurrentLike | None) -> Concurrency:
+        """The executor's argument: True/False, or None where it decides ('auto' on an executor that cannot: True)."""
+        mode = check_concurrent(self.concurrent if concurrent is None else concurrent)
+        if mode == "auto":
+            return None if self.executor.decides_concurrency else True
+        return bool(mode)
 
     def _check_open(self) -> None:
         if self.closed:

@@ -29,7 +29,7 @@ from mmedge.specs import Preprocessing
 from mmedge.train.tensors import SplitTensors
 
 log = logging.getLogger(__name__)
-CACHE_ENV = "MMEDGE_CACHE_DIR"  # a folder, or "off" to disable the cache
+CACHE_ENV = "MMEDGE_CACHE_DIR"  # mmedge's cache root (embeddings/, ort-graphs/), or "off" to disable caching
 CACHE_VERSION = 1
 
 
@@ -65,11 +65,14 @@ def weights_digest(module: nn.Module) -> str:
 
 
 def default_cache_dir() -> Path | None:
-    """$MMEDGE_CACHE_DIR (None when 'off'), else ~/.cache/mmedge/embeddings."""
+    """$MMEDGE_CACHE_DIR/embeddings (None when 'off'), else $XDG_CACHE_HOME or ~/.cache, /mmedge/embeddings."""
     value = os.environ.get(CACHE_ENV)
     if value is not None and value.strip().lower() in {"off", "0", "none", ""}:
         return None
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "mmedge" / "embeddings"
+    if value:
+        return Path(value).expanduser() / "embeddings"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "mmedge" / "embeddings"
 
 
 class EmbeddingStore:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -13,12 +13,17 @@ from mmedge.data.sample import Dataset
 
 @dataclass
 class SplitTensors:
-    """All model inputs of one split: named tensors, availability mask [N, M], labels [N], dataset name."""
+    """All model inputs of one split: named tensors, availability mask [N, M], labels [N], dataset name.
+
+    `crop` holds longer versions of some inputs (the train split's audio) that training batches use
+    and augmentation random-crops back to the input's size (mmedge.train.crop).
+    """
 
     inputs: dict[str, torch.Tensor]
     available: torch.Tensor
     labels: torch.Tensor
     name: str = ""
+    crop: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -38,6 +43,7 @@ def tensorize(dataset: Dataset, pre: Preprocessor, chunk: int = 256) -> SplitTen
         present.append(batch.present)
         assert batch.labels is not None, "training data must be labelled"
         labels.append(batch.labels)
+    pre.log_audio_summary(dataset.name or "dataset")  # trimming/resampling, once per dataset
     inputs = {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
     available = torch.from_numpy(np.concatenate(present))
     return SplitTensors(inputs, available, torch.from_numpy(np.concatenate(labels)), dataset.name)

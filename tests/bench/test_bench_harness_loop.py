@@ -167,3 +167,27 @@ def test_suite_errors(tmp_path: Path, tiny_bundle_pristine: Path) -> None:
     with pytest.raises(InputError, match="unknown key"):
         run_suite(_suite(tmp_path, tiny_bundle_pristine, "  itters: 3\n"))
     assert machine_class().endswith("c")
+
+
+def test_auto_mode_trials_finish_before_measured_rounds(tiny_bundle_pristine: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmedge.bench import measure
+    from mmedge.bench.workload import build_workload
+    from mmedge.runtime.pipeline import Pipeline
+
+    mods = ["text", "image", "audio"]
+    samples = load_samples("digits", "test", mods, 4, 0)
+    with Pipeline.from_bundle(tiny_bundle_pristine, threads=1) as pipe:  # concurrent="auto"
+        auto = pipe.executor.auto  # type: ignore[attr-defined]
+        trials: list[bool] = []
+        real_record = auto.record
+        monkeypatch.setattr(auto, "record", lambda key, conc, ns: (trials.append(conc), real_record(key, conc, ns)))
+        after_prime: list[int] = []
+        real_prime = measure.prime
+        monkeypatch.setattr(measure, "prime", lambda *a, **k: (real_prime(*a, **k), after_prime.append(len(trials))))
+        workload = build_workload(pipe, samples, 1, "digits", "test", mods)
+        contender = Contender(BenchConfig("onnxruntime", "fp32", label="ort"), pipe)
+        interleave([contender], workload, LoopSettings(warmup=0, iters=10, phases=(HEADLINE,), concurrent="auto"))
+    assert contender.error is None
+    assert after_prime == [len(trials)] and len(trials) >= 14  # every trial call came before the measured rounds
+    assert auto.pending() == 0 and auto.decided

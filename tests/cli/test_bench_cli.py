@@ -34,7 +34,7 @@ def test_json_and_report(tiny_bundle_pristine: Path, tmp_path: Path) -> None:
         "torch,onnxruntime",
         *FAST,
         "--accuracy",
-        "--json",
+        "--output",
         out_json,
         "--report",
         out_dir,
@@ -65,7 +65,7 @@ def test_two_batch_sizes_no_stages(tiny_bundle_pristine: Path, tmp_path: Path) -
         "0.05",
         "--warmup",
         "0",
-        "--json",
+        "--output",
         out,
     )
     assert result.exit_code == 0, result.output
@@ -92,3 +92,14 @@ def test_missing_bundle_and_no_bundle(tmp_path: Path) -> None:
     assert_one_line_error(invoke(tmp_path / "nope", *FAST), "bundle folder not found")
     assert_one_line_error(invoke(*FAST), "give a BUNDLE")
     assert_one_line_error(invoke("--suite", tmp_path / "none.yaml"), "suite file not found")
+
+
+def test_suite_refuses_options_it_would_ignore(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("runs: []\n")
+    result = invoke("--suite", suite, "--output", tmp_path / "r.json", "--threads", "2", "--no-stages")
+    assert_one_line_error(result, "--suite takes only")
+    assert result.exit_code == 2
+    for flag in ("--output", "--threads", "--stages"):
+        assert flag in result.output
+    assert "--iters" not in result.output.split("; not ")[1]

@@ -44,6 +44,6 @@ def test_eval_with_precisions_and_report(quantized_bundle: Path, tmp_path: Path,
 
 def test_bench(tiny_bundle: Path, tmp_path: Path, counted: Counter[str]) -> None:
     result = invoke("bench", tiny_bundle, "--backends", "onnxruntime,torch", "--iters", "2", "--warmup", "0",
-                    "--no-stages", "--json", tmp_path / "b.json")
+                    "--no-stages", "--output", tmp_path / "b.json")
     assert result.exit_code == 0, result.output
     assert counted["load"] == 1 and set(_hashed(counted).values()) == {1}

@@ -44,7 +44,11 @@ def test_schema_1_bundle_is_inspected_read_only_and_needs_migrate(tiny_bundle: P
                                   f"are not hashed; run: mmedge migrate {tiny_bundle}")
     assert "sha256" in result.output and "unverified (schema_version 1" in result.output
     assert "torch/run.json, tokenizer.json" in result.output
-    assert_one_line_error(invoke("inspect", tiny_bundle, "--json"), f"run: mmedge migrate {tiny_bundle}")
+    refused = invoke("inspect", tiny_bundle, "--json")  # one JSON document: the refusal (docs/cli.md)
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    error = next(line for line in refused.output.splitlines() if line.startswith('{"error"'))  # E5's JSON error
+    assert f"run: mmedge migrate {tiny_bundle}" in json.loads(error)["error"]["message"]
+    assert '"components"' not in refused.output  # the refusal is the one document, not a report plus an error
     assert (tiny_bundle / MANIFEST).read_bytes() == before  # read-only
     with pytest.raises(BundleError, match="is schema 1"):
         Pipeline.from_bundle(tiny_bundle)
@@ -64,3 +68,23 @@ def test_inspect_hashes_side_files(tiny_bundle: Path):
     with open(tiny_bundle / "torch" / "run.json", "a") as fh:
         fh.write(" ")
     assert_one_line_error(invoke("inspect", tiny_bundle), "bundle file altered")
+
+
+def test_inspect_trtexec_prints_min_opt_max_shapes(quantized_bundle_pristine: Path):
+    from mmedge.bundle import Bundle
+
+    bundle = Bundle.load(quantized_bundle_pristine)
+    seq = bundle.components["text"].inputs[0].ranges["seq"]
+    result = invoke("inspect", quantized_bundle_pristine, "--trtexec")
+    assert result.exit_code == 0, result.output
+    flags = (f"--minShapes=input_ids:1x{seq[0]},attention_mask:1x{seq[0]} "
+             f"--optShapes=input_ids:1x{seq[1]},attention_mask:1x{seq[1]} "
+             f"--maxShapes=input_ids:64x{seq[2]},attention_mask:64x{seq[2]}")
+    text_lines = [line for line in result.output.splitlines() if line.startswith("trtexec --onnx=") and "text." in line]
+    assert len(text_lines) == 3 and all(line.endswith(flags) and "--stronglyTyped" in line for line in text_lines)
+    assert "--minShapes=pixel_values:1x" in result.output and "--maxShapes=waveform:64x" in result.output
+    info = json.loads(invoke("inspect", quantized_bundle_pristine, "--json").stdout)
+    assert set(info["trtexec"]["fusion_head"]) == {"fp32", "fp16", "int8-trt"}  # what TensorRT builds
+    rows = [row for comp in info["components"].values() for row in comp["artifacts"]]
+    assert all(row["metadata"]["mmedge.precision"] == row["precision"] for row in rows)
+    assert all(row["opset_domains"] == ["ai.onnx"] for row in rows)  # unused domains are gone

@@ -57,7 +57,7 @@ def test_damaged_file_is_recomputed(tmp_path: Path) -> None:
 def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """$MMEDGE_CACHE_DIR picks the folder; 'off' disables the cache."""
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
-    assert default_cache_dir() == tmp_path
+    assert default_cache_dir() == tmp_path / "embeddings"
     monkeypatch.setenv(CACHE_ENV, "off")
     assert default_cache_dir() is None and EmbeddingStore.default() is None
 

@@ -108,16 +108,17 @@ def test_full_mode_uses_encoder_lr_mult() -> None:
 
 
 def test_fit_keeps_earlier_best_when_a_phase_does_not_improve() -> None:
-    """A phase that never beats the best validation accuracy so far restores the earlier weights."""
+    """A phase that never beats the best monitored value so far restores the earlier weights."""
     model = make_model(set())
     train, val = splits()
     before = snapshot(model)
-    history = History(best_val_accuracy=1.1)  # unbeatable
-    params = [p for p in model.parameters()]
-    fit(model, train, val, train_config("full", epochs=1), FitPlan([{"params": params, "lr": 1e-2}]), N_CLASSES,
-        history=history)
-    assert same(before, snapshot(model))
-    assert history.phases == ["train"] and len(history.epochs) == 1
+    for monitor, unbeatable in (("val_accuracy", 1.1), ("val_loss", -1.0)):
+        history = History(monitor=monitor, best_value=unbeatable)
+        params = [p for p in model.parameters()]
+        cfg = train_config("full", epochs=1, monitor=monitor)
+        fit(model, train, val, cfg, FitPlan([{"params": params, "lr": 1e-2}]), N_CLASSES, history=history)
+        assert same(before, snapshot(model))
+        assert history.phases == ["train"] and len(history.epochs) == 1 and history.best_value == unbeatable
 
 
 def test_pretrained_batchnorm_keeps_running_stats_in_full_mode() -> None:

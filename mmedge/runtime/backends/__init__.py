@@ -1,6 +1,6 @@
 """The backend registry: one lazy `"module:attr"` table of Backend descriptors, one factory signature.
 
-Every backend folder (`onnxruntime`, `onnxruntime_gpu`, `torch`, `tensorrt`) has a `loader.py`
+Every backend folder (`onnxruntime`, `onnxruntime_gpu`, `torch`, `tensorrt`, `openvino`) has a `loader.py`
 exporting a `Backend`: its runner factory `(bundle, component, precision, options)`, how it runs
 encoders (its executor), and which int8 artifact it runs. Nothing is imported until used.
 """
@@ -50,6 +50,7 @@ BACKENDS: Registry[Backend] = Registry(
         "onnxruntime-trt": "mmedge.runtime.backends.onnxruntime_gpu.loader:TRT_BACKEND",
         "torch": "mmedge.runtime.backends.torch.loader:BACKEND",
         "tensorrt": "mmedge.runtime.backends.tensorrt.loader:BACKEND",
+        "openvino": "mmedge.runtime.backends.openvino.loader:BACKEND",
     },
     error=BackendError,
 )

@@ -25,6 +25,7 @@ from mmedge.bundle import ENGINE_DIR, Bundle
 from mmedge.errors import BundleError, EngineError, InputError
 from mmedge.io import sha256_file, write_bytes
 from mmedge.precision import TRT_INT8, artifact_key
+from mmedge.progress import track
 from mmedge.runtime.backends.tensorrt.cache import (
     HARDWARE_COMPAT,
     BuildFlags,
@@ -198,7 +199,7 @@ def _build_all(txn: Transaction, options: BuildOptions, env: TrtEnvironment | No
         env = probe_environment()
     check_build_target(env, options.hardware_compat, options.dla_core)
     report = BuildReport(bundle=bundle.root, precision=options.precision, environment=env, skipped=skipped)
-    for name in names:
+    for name in track(names, "building TensorRT engines"):  # a bar with ETA in the CLI
         report.results.append(_build_or_reuse(txn, name, options, profiles[name], env))
     return report
 

@@ -24,7 +24,7 @@ from mmedge.data.preprocess import select_rows
 from mmedge.errors import BackendError
 from mmedge.runtime.backends.tensorrt.io_types import DeviceTensor, StageTimes
 from mmedge.runtime.cuda.contract import CudaApi
-from mmedge.runtime.executors import Encoded, Executor, Feeds, scatter
+from mmedge.runtime.executors import Concurrency, Encoded, Executor, Feeds, scatter
 from mmedge.specs import HEAD, TensorSpec, embedding_name
 
 if TYPE_CHECKING:
@@ -220,11 +220,11 @@ class CudaStreamEncoders(Executor):
     so threads sharing one Pipeline get the results of sequential calls.
     """
 
-    def encode(self, feeds: Feeds, concurrent: bool) -> Encoded:
-        """Embeddings (copied to the host) and GPU time of each encoder in `feeds`."""
+    def encode(self, feeds: Feeds, concurrent: Concurrency) -> Encoded:
+        """Embeddings (copied to the host) and GPU time of each encoder in `feeds` (None: concurrent streams)."""
         self.check_open()
         with self._holding(list(feeds)):
-            return self._encode(feeds, concurrent)
+            return self._encode(feeds, concurrent is not False)
 
     @contextlib.contextmanager
     def _holding(self, names: list[str]) -> Iterator[None]:
@@ -246,11 +246,12 @@ class CudaStreamEncoders(Executor):
                 outs[m] = runners[m].synchronize()
         return {m: (outs[m][embedding_name(m)], _gpu_ns(runners[m])) for m in feeds}
 
-    def run(self, pipe: Pipeline, batch: Batch, timings: dict[str, int] | None, concurrent: bool) -> np.ndarray:
+    def run(self, pipe: Pipeline, batch: Batch, timings: dict[str, int] | None,
+            concurrent: Concurrency) -> np.ndarray:
         """Encoders with every row present feed the head device-to-device; the rest come from the host."""
         self.check_open()
         with self._holding(list(self.runners)):
-            return self._run(pipe, batch, timings, concurrent)
+            return self._run(pipe, batch, timings, concurrent is not False)
 
     def _run(self, pipe: Pipeline, batch: Batch, timings: dict[str, int] | None, concurrent: bool) -> np.ndarray:
         size = len(batch)

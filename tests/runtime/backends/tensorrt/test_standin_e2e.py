@@ -124,7 +124,7 @@ def test_eval_cli_matches_torch(trt_bundle: Path) -> None:
 def test_bench_cli_runs_tensorrt_beside_onnxruntime(trt_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = invoke("bench", trt_bundle, "--backends", "onnxruntime,tensorrt,tensorrt-cudagraph", "--warmup", "1",
-                    "--iters", "3", "--json", out, "--mode", "sequential")
+                    "--iters", "3", "--output", out, "--mode", "sequential")
     assert result.exit_code == 0, result.output
     rows = {r["config"]["backend"]: r for r in json.loads(out.read_text())["results"]}
     assert set(rows) == {"onnxruntime", "tensorrt", "tensorrt-cudagraph"}

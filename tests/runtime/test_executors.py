@@ -1,0 +1,123 @@
+"""The CPU executor's automatic choice: concurrent encoders only where measurement says they pay."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mmedge.errors import BackendError
+from mmedge.runtime.executors import AutoConcurrency, ThreadPoolEncoders, work_key
+from mmedge.runtime.pipeline import Pipeline
+from mmedge.runtime.runner import Runner
+from mmedge.specs import TensorSpec, embedding_name
+
+
+def _decide(seq_ns: list[int], conc_ns: list[int], **kw: Any) -> bool | None:
+    auto, key = AutoConcurrency(**{"trials": 4, **kw}), (("audio", "image"), 1)
+    times = {False: iter(seq_ns), True: iter(conc_ns)}
+    while key not in auto.decided:
+        mode = auto.choose(key)
+        auto.record(key, mode, next(times[mode]))
+    return auto.decided[key]
+
+
+def test_trials_alternate_starting_sequential_and_skip_warmup_calls():
+    auto, key = AutoConcurrency(trials=2, skip=1), (("a", "b"), 1)
+    modes = []
+    for _ in range(6):
+        modes.append(auto.choose(key))
+        auto.record(key, modes[-1], 100)
+    assert modes == [False, True, False, True, False, True]
+    assert key in auto.decided  # after skip + trials calls of each mode
+
+
+def test_concurrent_chosen_only_when_clearly_faster():
+    slow_first = [10_000]  # the first call of each mode (lazy set-up) is not counted
+    assert _decide(slow_first + [100] * 4, slow_first + [60] * 4, skip=1) is True
+    assert _decide(slow_first + [100] * 4, slow_first + [180] * 4, skip=1) is False
+    assert _decide(slow_first + [100] * 4, slow_first + [97] * 4, margin=0.95, skip=1) is False  # within noise
+    assert _decide([100] + [100] * 4, [1] + [300] * 4, skip=1) is False  # a fast skipped call cannot decide it
+    # the best call decides: a load spike in some trials does not flip the choice
+    assert _decide([0, 100, 900, 100, 800], [0, 180, 150, 170, 160], trials=4, skip=1) is False
+    assert _decide([0, 100, 100, 100, 100], [0, 900, 60, 800, 700], trials=4, skip=1) is True
+
+
+def test_a_decision_is_measured_again_after_recheck_calls():
+    runners = {m: _Echo(m) for m in ("image", "audio")}
+    for r in runners.values():
+        r.activate()
+    auto = AutoConcurrency(trials=1, skip=0, recheck=3)
+    ex = ThreadPoolEncoders(runners, ["image", "audio"], auto)
+    feeds = {m: {"x": np.ones((1, 4), np.float32)} for m in runners}
+    for _ in range(2):
+        ex.encode(feeds, None)
+    assert work_key(feeds) in auto.decided
+    for _ in range(3):
+        ex.encode(feeds, None)
+    assert work_key(feeds) not in auto.decided  # trials again
+    ex.close()
+
+
+def test_decision_is_per_workload():
+    auto = AutoConcurrency(trials=1, skip=0)
+    small, big = (("a", "b"), 1), (("a", "b"), 8)
+    for key, (seq, conc) in ((small, (10, 50)), (big, (100, 40))):
+        for _ in range(2):
+            mode = auto.choose(key)
+            auto.record(key, mode, conc if mode else seq)
+    assert auto.decided == {small: False, big: True}
+
+
+class _Echo(Runner):
+    """A runner returning its input rows as the embedding (records which thread ran it)."""
+
+    def __init__(self, modality: str) -> None:
+        spec = TensorSpec("x", "float32", ["batch", 4])
+        super().__init__(modality, [spec], [TensorSpec(embedding_name(modality), "float32", ["batch", 4])])
+        self.modality = modality
+
+    def _activate(self) -> None: ...
+    def _deactivate(self) -> None: ...
+
+    def _infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        return {embedding_name(self.modality): np.asarray(feed["x"]) * 2}
+
+
+def test_thread_pool_uses_the_decision_and_forced_modes():
+    runners = {m: _Echo(m) for m in ("image", "audio")}
+    for r in runners.values():
+        r.activate()
+    auto = AutoConcurrency(trials=1, skip=0)
+    ex = ThreadPoolEncoders(runners, ["image", "audio"], auto)
+    feeds = {m: {"x": np.full((2, 4), i, np.float32)} for i, m in enumerate(runners)}
+    assert work_key(feeds) == (("audio", "image"), 2)
+    for _ in range(2):
+        out = ex.encode(feeds, None)
+        np.testing.assert_array_equal(out["audio"][0], feeds["audio"]["x"] * 2)
+    assert work_key(feeds) in auto.decided
+    forced = ex.encode(feeds, True)  # a fixed mode neither consults nor feeds the chooser
+    np.testing.assert_array_equal(forced["image"][0], feeds["image"]["x"] * 2)
+    one = ex.encode({"image": feeds["image"]}, None)  # one encoder: nothing to decide
+    assert set(one) == {"image"} and len(auto.decided) == 1
+    ex.close()
+    with pytest.raises(BackendError, match="closed"):
+        ex.encode(feeds, None)
+
+
+def test_auto_pipeline_gives_sequential_results(tiny_bundle_pristine: Path):
+    from mmedge.data.digits import load_digits
+
+    samples = load_digits("test", limit=6).samples
+    with Pipeline.from_bundle(tiny_bundle_pristine, threads=1) as pipe:
+        assert pipe.concurrent == "auto"
+        batch = pipe.preprocess(samples)
+        ref = pipe.run_batch(batch, concurrent=False)
+        for _ in range(20):  # past the trials (2 skipped + 5 counted per mode): the executor has decided
+            np.testing.assert_allclose(pipe.run_batch(batch), ref, atol=1e-6)
+        assert isinstance(pipe.executor, ThreadPoolEncoders) and pipe.executor.auto.decided
+    with pytest.raises(BackendError, match="concurrent must be True, False or 'auto'"):
+        Pipeline.from_bundle(tiny_bundle_pristine, concurrent="yes")
