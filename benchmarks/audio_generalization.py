@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -126,8 +127,12 @@ def train_one(cfg: Any, data: dict[str, dict[str, Any]], train_cond: str) -> dic
 
 def run_train(args: argparse.Namespace) -> None:
     """The `train` step: every training condition with one code tree and config."""
-    if args.code:
-        sys.path.insert(0, str(Path(args.code).resolve()))
+    code = Path(args.code).resolve() if args.code else None
+    if code is not None and os.environ.get("MMEDGE_AG_CODE") != str(code):
+        # run the step again in a child whose PYTHONPATH puts the other code tree first (its own mmedge)
+        env = {**os.environ, "MMEDGE_AG_CODE": str(code),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))}
+        raise SystemExit(subprocess.call([sys.executable, *sys.argv], env=env))
     import torch
 
     import mmedge

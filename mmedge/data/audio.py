@@ -99,6 +99,18 @@ def check_rate(rate: Any, what: str = "audio") -> int:
     return int(rate)
 
 
+def check_header(rate: Any, channels: int, frames: int, where: str) -> int:
+    """The sample rate once the header's rate, channel count and length are within mmedge's limits."""
+    rate = check_rate(rate, where)
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise InputError(f"{where}: {channels} audio channels, expected 1..{MAX_CHANNELS}")
+    seconds, cap = frames / rate, max_audio_seconds()
+    if seconds > cap:
+        raise InputError(f"audio too long: {where} is {seconds:.1f} s, over the {cap:g} s limit "
+                         "(raise it with MMEDGE_MAX_AUDIO_SECONDS, or cut the file)")
+    return rate
+
+
 def load_audio(path: str | os.PathLike[str], clip_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode an audio file → (float32 mono waveform, rate): header checked first, at most clip_seconds read."""
     import soundfile as sf
@@ -111,13 +123,7 @@ def load_audio(path: str | os.PathLike[str], clip_seconds: float | None = None) 
         info = sf.info(str(path))
     except errors as exc:
         raise InputError(f"not a readable audio file: {path} ({type(exc).__name__})") from exc
-    rate = check_rate(info.samplerate, str(path))
-    if not 1 <= info.channels <= MAX_CHANNELS:
-        raise InputError(f"{path}: {info.channels} audio channels, expected 1..{MAX_CHANNELS}")
-    seconds, cap = info.frames / rate, max_audio_seconds()
-    if seconds > cap:
-        raise InputError(f"audio too long: {path} is {seconds:.1f} s, over the {cap:g} s limit "
-                         "(raise it with MMEDGE_MAX_AUDIO_SECONDS, or cut the file)")
+    rate = check_header(info.samplerate, info.channels, info.frames, str(path))
     frames = info.frames if clip_seconds is None else min(info.frames, math.ceil(clip_seconds * rate))
     try:
         data, _ = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mmedge.data.audio import MAX_CHANNELS, check_rate, max_audio_seconds, read_seconds
+from mmedge.data.audio import check_header, read_seconds
 from mmedge.data.image import max_image_bytes, pil_to_array
 from mmedge.data.sample import Sample
 from mmedge.errors import InputError
@@ -75,13 +75,7 @@ def decode_audio(data: bytes, clip_seconds: float | None) -> tuple[np.ndarray, i
     errors = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
-            rate = check_rate(f.samplerate, "the audio")
-            if not 1 <= f.channels <= MAX_CHANNELS:
-                raise InputError(f"the audio has {f.channels} channels, expected 1..{MAX_CHANNELS}")
-            seconds, cap = f.frames / rate, max_audio_seconds()
-            if seconds > cap:
-                raise InputError(f"audio too long: {seconds:.1f} s, over the {cap:g} s limit "
-                                 "(raise it with MMEDGE_MAX_AUDIO_SECONDS)")
+            rate = check_header(f.samplerate, f.channels, f.frames, "the audio")
             # As much as preprocessing reads from a file (it searches the clip's loudest window in it).
             frames = f.frames if clip_seconds is None else min(f.frames, math.ceil(read_seconds(clip_seconds) * rate))
             wave = f.read(frames=frames, dtype="float32", always_2d=True)

@@ -6,22 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_line_error, invoke
-from PIL import Image
-
-from mmedge.data.digits import LABELS, load_digits
+from cli_helpers import assert_one_line_error, invoke, write_digits_manifest
 
 
 @pytest.fixture(scope="module")
 def plain_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 labelled digits rows (text + image files), no split field."""
-    folder = tmp_path_factory.mktemp("plain")
-    rows = []
-    for i, s in enumerate(load_digits("test", limit=12).samples):
-        Image.fromarray(s.image).save(folder / f"{i}.png")
-        rows.append(json.dumps({"image": f"{i}.png", "text": s.text, "label": LABELS[s.label]}))
-    (folder / "m.jsonl").write_text("\n".join(rows) + "\n")
-    return folder / "m.jsonl"
+    return write_digits_manifest(tmp_path_factory.mktemp("plain"), 12, audio=False, name="m.jsonl")
 
 
 def test_split_on_a_manifest_without_split_scores_every_row(tiny_bundle_pristine: Path, plain_manifest: Path):

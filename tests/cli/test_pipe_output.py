@@ -12,26 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from PIL import Image
+from cli_helpers import write_digits_manifest
 from runtime_only import run_cli
 
 from mmedge.bench.report import load_json
 from mmedge.bench.summary import result_row
-from mmedge.data.digits import LABELS, load_digits
 
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A labelled JSONL with real PNG and WAV files."""
-    root = tmp_path_factory.mktemp("pipe_manifest")
-    rows = []
-    for i, s in enumerate(load_digits("test", limit=12).samples):
-        Image.fromarray(s.image).save(root / f"{i}.png")
-        sf.write(root / f"{i}.wav", s.audio, 8000)
-        rows.append(json.dumps({"text": s.text, "image": f"{i}.png", "audio": f"{i}.wav", "label": LABELS[s.label]}))
-    (root / "data.jsonl").write_text("\n".join(rows) + "\n")
-    return root / "data.jsonl"
+    return write_digits_manifest(tmp_path_factory.mktemp("pipe_manifest"), 12)
 
 
 def no_columns() -> dict[str, str]:

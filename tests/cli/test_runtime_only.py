@@ -12,12 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
-import soundfile as sf
-from PIL import Image
+from cli_helpers import write_digits_manifest
 from runtime_only import run_runtime_only
 
 from mmedge.cli.main import app
-from mmedge.data.digits import LABELS, load_digits
+from mmedge.data.digits import LABELS
 
 # command → (arguments after the command, the extra it needs); {B} bundle, {R} run, {M} manifest, {T} tmp dir,
 # {I} / {A} an image / audio file of the manifest.
@@ -50,14 +49,7 @@ RUNS_HERE: dict[str, list[str]] = {
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small labelled JSONL with real PNG and WAV files (no split field: every row is scored)."""
-    root = tmp_path_factory.mktemp("manifest")
-    rows = []
-    for i, s in enumerate(load_digits("test", limit=10).samples):
-        Image.fromarray(s.image).save(root / f"{i}.png")
-        sf.write(root / f"{i}.wav", s.audio, 8000)
-        rows.append(json.dumps({"text": s.text, "image": f"{i}.png", "audio": f"{i}.wav", "label": LABELS[s.label]}))
-    (root / "data.jsonl").write_text("\n".join(rows) + "\n")
-    return root / "data.jsonl"
+    return write_digits_manifest(tmp_path_factory.mktemp("manifest"), 10)
 
 
 def fill(args: list[str], bundle: Path, run: Path, manifest: Path, tmp: Path) -> list[str]:
