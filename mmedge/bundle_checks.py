@@ -224,9 +224,6 @@ def consistency_problem(labels: list[str], modalities: list[str], components: di
 
 
 def _preprocessing_problem(components: dict[str, Any], pre: Preprocessing) -> str | None:
-    for m in MODALITIES:
-        if m in components and getattr(pre, m) is None:
-            return f"components.{m} exists but preprocessing.{m} is missing: its inputs cannot be prepared"
     image = pre.image
     if image is not None:
         for key in ("mean", "std"):

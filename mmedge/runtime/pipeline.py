@@ -13,7 +13,7 @@ import numpy as np
 from mmedge.bundle import Bundle
 from mmedge.data.preprocess import Batch, Preprocessor, select_rows
 from mmedge.data.sample import AudioInput, ImageInput, Sample
-from mmedge.errors import BackendError, InputError
+from mmedge.errors import BackendError, BundleError, InputError
 from mmedge.precision import Precision, PrecisionLike
 from mmedge.runtime.backends import backend_info
 from mmedge.runtime.executors import Concurrency, Executor, ThreadPoolEncoders, scatter
@@ -78,6 +78,10 @@ class Pipeline:
         self.bundle = bundle
         self.runners = runners
         self.modalities = list(bundle.modalities)
+        missing = [m for m in self.modalities if getattr(bundle.preprocessing, m) is None]
+        if missing:  # bundles for engine builds may lack it; one that serves raw inputs cannot
+            raise BundleError(f"{bundle.root}: preprocessing.{missing[0]} is missing from bundle.json, so "
+                              f"{missing[0]} inputs cannot be prepared; re-export the bundle")
         bundle.verify_preprocessing()  # the tokenizer: confined and sha256-checked before it is opened
         self.preprocessor = Preprocessor(self.modalities, bundle.preprocessing, root=bundle.root)
         self.concurrent = check_concurrent(concurrent)
