@@ -112,6 +112,7 @@ class Bundle:
         self.unhashed: list[str] = []  # side files a schema-1 bundle has no sha256 for (never read: migrate first)
         self._verified: dict[str, Path] = {}
         self._lock = threading.Lock()
+        self._file_locks: dict[str, threading.Lock] = {}
         self._manifest_id: tuple[int, int] | None = None  # (inode, mtime) of the bundle.json this was loaded from
 
     @classmethod
@@ -128,25 +129,34 @@ class Bundle:
         """Path of a file the caller is about to read: confined, present, sha256 checked once per Bundle."""
         with self._lock:
             done = self._verified.get(relative)
-            if done is not None:
-                return done
-            full = confine(self.root, relative, key or relative)
-            if not full.is_file():
-                fix = self._fix("re-run mmedge export")
-                raise BundleError(f"bundle file missing: {full} ({key or relative}); {fix}")
-            expected = self.recorded_sha256(relative)
-            if self.verify_hashes and expected is None and self.schema_version < 2:
-                raise schema_1_error(self.root)
-            if self.verify_hashes and expected is None:
-                raise BundleError(f"bundle.json records no sha256 for {relative}, so it cannot be trusted; "
-                                  f"re-export the bundle (mmedge export RUN --out {self.root})")
-            if self.verify_hashes and expected is not None:
-                actual = sha256_file(full)
-                if actual != expected:
-                    raise BundleError(f"bundle file altered: {full} has sha256 {actual[:12]}…, bundle.json expects "
-                                      f"{expected[:12]}…; {self._fix('re-run mmedge export (or quantize)')}")
-            self._verified[relative] = full
-            return full
+            file_lock = self._file_locks.setdefault(relative, threading.Lock())
+        if done is not None:
+            return done
+        with file_lock:  # one hash per file, while other files hash on other threads (parallel loading)
+            return self._verify_file(relative, key)
+
+    def _verify_file(self, relative: str, key: str) -> Path:
+        with self._lock:
+            done = self._verified.get(relative)
+        if done is not None:
+            return done
+        full = confine(self.root, relative, key or relative)
+        if not full.is_file():
+            fix = self._fix("re-run mmedge export")
+            raise BundleError(f"bundle file missing: {full} ({key or relative}); {fix}")
+        expected = self.recorded_sha256(relative)
+        if self.verify_hashes and expected is None and self.schema_version < 2:
+            raise schema_1_error(self.root)
+        if self.verify_hashes and expected is None:
+            raise BundleError(f"bundle.json records no sha256 for {relative}, so it cannot be trusted; "
+                              f"re-export the bundle (mmedge export RUN --out {self.root})")
+        if self.verify_hashes and expected is not None:
+            actual = sha256_file(full)
+            if actual != expected:
+                raise BundleError(f"bundle file altered: {full} has sha256 {actual[:12]}…, bundle.json expects "
+                                  f"{expected[:12]}…; {self._fix('re-run mmedge export (or quantize)')}")
+        with self._lock:
+            return self._verified.setdefault(relative, full)
 
     def _fix(self, default: str) -> str:
         """The advice for a missing/altered file: reload when another writer replaced bundle.json since load."""

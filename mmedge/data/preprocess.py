@@ -5,6 +5,7 @@ The spec of each modality is stored in bundle.json; `Preprocessor.from_spec` reb
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,9 @@ def select_rows(feed: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.n
     return out
 
 
+DECODERS = {"image": ("PIL.Image", "PIL.ImageOps"), "audio": ("soundfile",)}  # imported on first use otherwise
+
+
 class Preprocessor:
     """Turns raw samples into model inputs, exactly as at training time."""
 
@@ -54,6 +58,16 @@ class Preprocessor:
             text = self.spec.need_text()
             tok_file = Path(text.tokenizer)
             self.tokenizer = TextTokenizer(root / tok_file if root else tok_file, text.max_length)
+
+    def import_decoders(self) -> None:
+        """Import the image/audio decoders now (a Pipeline does it while its sessions load on other threads,
+        so a cold start's first answer does not pay ~20 ms of imports); a missing one is left to the call."""
+        for modality in self.modalities:
+            for module in DECODERS.get(modality, ()):
+                try:
+                    importlib.import_module(module)
+                except ImportError:  # reported, with the package to install, by the call that needs it
+                    continue
 
     def text(self, texts: list[str], pad_to: int | None = None) -> dict[str, np.ndarray]:
         """Tokenize a list of strings → input_ids, attention_mask."""

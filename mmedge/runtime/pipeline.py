@@ -17,6 +17,7 @@ from mmedge.errors import BackendError, BundleError, InputError
 from mmedge.precision import Precision, PrecisionLike
 from mmedge.runtime.backends import backend_info
 from mmedge.runtime.executors import Concurrency, Executor, ThreadPoolEncoders, scatter
+from mmedge.runtime.loading import load_runners
 from mmedge.runtime.options import RunnerOptions, ThreadsLike, resolve_threads
 from mmedge.runtime.runner import Runner
 from mmedge.specs import HEAD, embedding_name
@@ -70,20 +71,27 @@ def resolve_precisions(bundle: Bundle, precision: PrecisionLike, backend: str = 
     return Precision.parse(precision).resolve(bundle, backend)
 
 
+def preprocessor_for(bundle: Bundle) -> Preprocessor:
+    """The bundle's input preparation (tokenizer confined and sha256-checked before it is opened)."""
+    missing = [m for m in bundle.modalities if getattr(bundle.preprocessing, m) is None]
+    if missing:  # bundles for engine builds may lack it; one that serves raw inputs cannot
+        raise BundleError(f"{bundle.root}: preprocessing.{missing[0]} is missing from bundle.json, so "
+                          f"{missing[0]} inputs cannot be prepared; re-export the bundle")
+    bundle.verify_preprocessing()
+    preprocessor = Preprocessor(list(bundle.modalities), bundle.preprocessing, root=bundle.root)
+    preprocessor.import_decoders()
+    return preprocessor
+
+
 class Pipeline:
     """One active runner per component; the backend's executor runs the encoders; then the fusion head."""
 
     def __init__(self, bundle: Bundle, runners: dict[str, Runner], concurrent: ConcurrentLike = "auto",
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | None = None, preprocessor: Preprocessor | None = None) -> None:
         self.bundle = bundle
         self.runners = runners
         self.modalities = list(bundle.modalities)
-        missing = [m for m in self.modalities if getattr(bundle.preprocessing, m) is None]
-        if missing:  # bundles for engine builds may lack it; one that serves raw inputs cannot
-            raise BundleError(f"{bundle.root}: preprocessing.{missing[0]} is missing from bundle.json, so "
-                              f"{missing[0]} inputs cannot be prepared; re-export the bundle")
-        bundle.verify_preprocessing()  # the tokenizer: confined and sha256-checked before it is opened
-        self.preprocessor = Preprocessor(self.modalities, bundle.preprocessing, root=bundle.root)
+        self.preprocessor = preprocessor or preprocessor_for(bundle)
         self.concurrent = check_concurrent(concurrent)
         self.threads: int | None = None  # intra-op threads per session (set by from_bundle)
         for runner in runners.values():
@@ -111,20 +119,20 @@ class Pipeline:
         sharing = concurrent is not False  # encoders forced sequential never run two sessions at once
         opts = RunnerOptions.make(options, threads=resolve_threads(threads, len(loaded.modalities), sharing),
                                   **settings)
-        runners: dict[str, Runner] = {}
+        keys = resolve_precisions(loaded, precision, backend)
+        built: dict[str, Runner] = {}
         executor: Executor | None = None
         try:
-            for comp, key in resolve_precisions(loaded, precision, backend).items():
-                runners[comp] = info.make_runner(loaded, comp, key, opts)
-                runners[comp].activate()
+            preprocessor = load_runners(info, loaded, keys, opts, built, lambda: preprocessor_for(loaded))
+            runners = {c: built[c] for c in keys}  # bundle order, whatever order the loads finished in
             executor = info.make_executor(runners, list(loaded.modalities), opts)
-            pipe = cls(loaded, runners, concurrent, executor)
+            pipe = cls(loaded, runners, concurrent, executor, preprocessor)
             pipe.threads = opts.threads
             return pipe
         except BaseException:  # nothing half-built stays active
             if executor is not None:
                 executor.close()
-            for r in runners.values():
+            for r in built.values():
                 r.deactivate()
             raise
 

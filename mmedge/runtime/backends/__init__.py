@@ -40,6 +40,7 @@ class Backend:
     make_executor: ExecutorFactory = thread_pool_executor
     int8_artifact: str = "int8"  # which int8 flavour of the bundle this backend runs
     fp32_only: bool = False  # the torch reference
+    parallel_load: bool = False  # components may be made and activated on several threads (runtime.loading)
 
 
 BACKENDS: Registry[Backend] = Registry(

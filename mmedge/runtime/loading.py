@@ -1,0 +1,52 @@
+"""Making and activating a pipeline's runners: on a small thread pool where the backend allows it.
+
+A cold start is mostly waiting on work that releases the GIL: sha256 of each artifact, reading the
+cached optimized graph, and ONNX Runtime's session creation. Done one component after another it
+leaves every other core idle; on a thread pool, with the tokenizer loaded in the calling thread
+meanwhile, it overlaps (edge int8 on 2 cores: figures in docs/performance.md). Backends whose runners
+hold per-thread device state (CUDA contexts) load one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, TypeVar
+
+from mmedge.runtime.options import RunnerOptions, usable_cores
+
+if TYPE_CHECKING:
+    from mmedge.bundle import Bundle
+    from mmedge.runtime.backends import Backend
+    from mmedge.runtime.runner import Runner
+
+T = TypeVar("T")
+
+
+def load_runners(backend: Backend, bundle: Bundle, keys: dict[str, str], options: RunnerOptions,
+                 built: dict[str, Runner], alongside: Callable[[], T]) -> T:
+    """Fill `built` with an active runner per component of `keys`; run `alongside()` meanwhile, return its result.
+
+    `built` holds every runner made so far even when a step fails (the caller deactivates them); the
+    first failure is raised after every started step has finished, so nothing is left loading.
+    """
+    def load(component: str, key: str) -> None:
+        runner = backend.make_runner(bundle, component, key, options)
+        built[component] = runner
+        runner.activate()
+
+    workers = min(len(keys), usable_cores()) if backend.parallel_load else 1
+    if workers < 2:
+        result = alongside()  # first: a bad preprocessing spec fails before any session is made
+        for component, key in keys.items():
+            load(component, key)
+        return result
+    with ThreadPoolExecutor(workers, thread_name_prefix="mmedge-load") as pool:
+        futures = [pool.submit(load, component, key) for component, key in keys.items()]
+        try:
+            result = alongside()
+        finally:
+            wait(futures)
+        for future in futures:
+            future.result()
+    return result
