@@ -136,11 +136,11 @@ class PhaseRunner:
     def _model(self, c: Contender, k: int, record: bool) -> None:
         concurrent = self.settings.concurrent
         ns, timings = self._model_run(c, k, concurrent)
-        values = {
-            HEADLINE: ns,
-            "fusion_head": timings["fusion_head"],
-            f"encoders.{mode_name(concurrent)}": timings["encoders"],
-        }
+        values = {HEADLINE: ns, "fusion_head": timings["fusion_head"]}
+        if concurrent != "auto" or "other" not in self.settings.phases or not other_is_concurrent(c):
+            # auto: only from the rounds whose other phase runs sequential, so `auto / seq` compares calls made
+            # amid the same traffic (a concurrent call leaves worker threads spinning that slow the next calls)
+            values[f"encoders.{mode_name(concurrent)}"] = timings["encoders"]
         if concurrent is False or "other" not in self.settings.phases:
             values.update(self._encoder_times(timings))
         self._put(c, record, values)
@@ -148,7 +148,7 @@ class PhaseRunner:
     def _other(self, c: Contender, k: int, record: bool) -> None:
         headline = self.settings.concurrent
         # auto: both fixed modes, each in both phase positions (see _round: the positions swap every round)
-        concurrent = bool((c.iteration // 2) % 2) if headline == "auto" else not headline
+        concurrent = other_is_concurrent(c) if headline == "auto" else not headline
         _, timings = self._model_run(c, k, concurrent)
         values = {f"encoders.{mode_name(concurrent)}": timings["encoders"]}
         if not concurrent:
@@ -190,6 +190,11 @@ def preprocess_modality(pre: Preprocessor, modality: str, samples: list[Sample])
             pre.image(s.image)
         elif modality == "audio" and s.audio is not None:
             pre.audio(s.audio, s.sample_rate)
+
+
+def other_is_concurrent(c: Contender) -> bool:
+    """With an auto headline: whether this round's other phase runs concurrent (two rounds each, alternating)."""
+    return bool((c.iteration // 2) % 2)
 
 
 def mode_name(concurrent: bool | str) -> str:

@@ -72,3 +72,12 @@ def test_cold_start_of_a_manifest_bench_uses_its_data(tiny_bundle_pristine: Path
                      data=str(tmp_path / "data.jsonl"), split="all", cold_start=["fp32"], cold_start_runs=2)
     (record,) = run_bench(spec).env["bench"]["cold_start"]
     assert "error" not in record and len(record["runs"]) == 2
+
+
+def test_cold_start_rows_of_a_suite_name_their_bundle() -> None:
+    record = {"backend": "onnxruntime", "precision": "int8", "import_ms": 1.0, "load_ms": 2.0,
+              "first_answer_ms": 3.0, "total_ms": 6.0, "peak_rss_mb": 90.0, "first_boot_ms": 9.0}
+    lines = cold_start_lines({"bench_runs": [{"bundle": "tiny", "cold_start": [record]},
+                                             {"bundle": "edge", "cold_start": [record]}]})
+    rows = [line for line in lines if line.startswith("| ") and "/int8" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| tiny/onnxruntime/int8", "| edge/onnxruntime/int8"]

@@ -43,6 +43,9 @@ def test_auto_mode_is_compared_with_both_fixed_modes(report: BenchReport) -> Non
     for r in report.results:
         assert r.config.mode == "auto"
         assert {"encoders.auto", "encoders.sequential", "encoders.concurrent"} <= set(r.stages)
+        # auto is taken from the rounds whose other phase ran sequential (iterations 0, 1, 4, 5 of 8), next to them
+        assert (r.stages["encoders.auto"].count, r.stages["encoders.sequential"].count) == (4, 4)
+        assert r.stages["encoders.concurrent"].count == 4 and r.stats.count == 8
         fig = r.config.extra["concurrency"]
         assert fig["auto_over_sequential"] == pytest.approx(
             r.stages["encoders.auto"].p50_ms / r.stages["encoders.sequential"].p50_ms)
