@@ -48,7 +48,7 @@ HEADLINE = "model"
 PHASES: tuple[str, ...] = ("model", "other", "preprocess", "e2e")
 ERROR_CHARS = 300
 PRIME_BATCHES = 8
-AUTO_SETTLE_CALLS = 200  # a workload is decided after 2 x (2 + 5) trial calls; this bounds odd cases
+AUTO_SETTLE_CALLS = 200  # a workload is decided after 2 x (2 + 7) trial calls; this bounds odd cases
 TIMER_FACTORIES: dict[str, Callable[[], Timer]] = {}
 
 

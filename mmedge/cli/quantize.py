@@ -36,7 +36,7 @@ def quantize(
                                               "calibration data) | nearest."),
     max_float_macs: float | None = typer.Option(None, help="int8 cpu, conv nets: largest share of MACs "
                                                 "(0..1) the leading layers kept float may hold; 0 = none "
-                                                "(default 0.25; the search picks the count)."),
+                                                "(default 0.5; the search picks the count)."),
     target: QuantTarget = typer.Option("cpu", help="int8 flavour: cpu (fastest on ONNX Runtime CPU) | tensorrt "
                                            "(symmetric, per-channel; checked)."),
     components: str | None = typer.Option(None, help="Comma list, e.g. text,image (default: all)."),

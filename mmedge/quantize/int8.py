@@ -95,7 +95,7 @@ class Scheme:
 TRT_SCHEME = Scheme("qdq-s8s8-symmetric", True, "int8", "int8", True, op_types=TRT_OP_TYPES,
                     quantize_bias=False, quantize_outputs=False)
 CPU_SCHEMES: dict[str, Scheme] = {
-    "conv": Scheme("qdq-u8s8", True, "uint8", "int8", False, float_prefix_macs=0.25),
+    "conv": Scheme("qdq-u8s8", True, "uint8", "int8", False, float_prefix_macs=0.5),
     "mlp": Scheme("qdq-u8s8-inputs", True, "uint8", "int8", False, op_types=("MatMul", "Gemm"),
                   quantize_outputs=False),
     "transformer": Scheme("dynamic-u8s8", False, "uint8", "int8", False, op_types=("MatMul", "Gather"),

@@ -42,7 +42,7 @@ class QuantizeOptions:
     parity_samples: int = 64
     threads: int | None = None
     rounding: str = "gptq"
-    max_float_macs: float | None = None  # None: the scheme's (0.25 for conv nets on cpu)
+    max_float_macs: float | None = None  # None: the scheme's (0.5 for conv nets on cpu)
 
     def key(self) -> str:
         """Precision key in the bundle: fp16, int8 (cpu flavour) or int8-trt."""

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -74,15 +74,16 @@ class AutoConcurrency:
 
     The first calls of a workload alternate sequential and concurrent (so both see the same machine
     state); each mode's first `skip` calls are not counted (lazy kernel set-up, the pool's threads
-    starting), then after `trials` counted calls per mode the faster by its best call wins (the minimum:
-    other processes only ever add time), concurrent only when at least `margin` faster. Every
+    starting), then after `trials` counted calls per mode concurrent wins only when it is at least `margin`
+    faster both by its best call (other processes only ever add time) and by its median call (one lucky
+    concurrent call must not decide: on the edge preset such a choice ran 1.14x sequential's time). Every
     `recheck` calls a decided workload is measured again, so one unlucky trial cannot stick. On small
     graphs the thread hand-off costs more than the overlap gains (tiny preset, ONNX Runtime, batch 1:
     1.4-1.6x slower concurrent, docs/performance.md), on large ones overlap can win, and which applies
     depends on the bundle, backend, threads, machine and its load, so it is measured rather than guessed.
     """
 
-    def __init__(self, trials: int = 5, skip: int = 2, margin: float = 0.95, recheck: int = 2000) -> None:
+    def __init__(self, trials: int = 7, skip: int = 2, margin: float = 0.95, recheck: int = 2000) -> None:
         self.trials, self.skip, self.margin, self.recheck = trials, skip, margin, recheck
         self.decided: dict[WorkKey, bool] = {}
         self._times: dict[WorkKey, dict[bool, list[int]]] = {}
@@ -105,8 +106,12 @@ class AutoConcurrency:
             seen[concurrent].append(ns)
             need = self.skip + max(1, self.trials)
             if len(seen[False]) >= need and len(seen[True]) >= need:
-                seq, conc = float(min(seen[False][self.skip:])), float(min(seen[True][self.skip:]))
-                self.decided[key] = conc < self.margin * seq
+                seq_calls, conc_calls = seen[False][self.skip:], seen[True][self.skip:]
+                seq, conc = float(min(seq_calls)), float(min(conc_calls))
+                # concurrent only when it wins on the best call AND the typical (median) one: one lucky
+                # concurrent call amid slow ones stays sequential, which can only miss a gain, never lose
+                self.decided[key] = (conc < self.margin * seq
+                                     and float(np.median(conc_calls)) < self.margin * float(np.median(seq_calls)))
                 del self._times[key]
                 log.info("encoders %s x%d rows: %s (best sequential %.3f ms, concurrent %.3f ms)", "+".join(key[0]),
                          key[1], "concurrent" if self.decided[key] else "sequential", seq / 1e6, conc / 1e6)
@@ -128,15 +133,42 @@ def work_key(feeds: Feeds) -> WorkKey:
     return tuple(sorted(feeds)), int(first.shape[0])
 
 
+def plan_lanes(costs: dict[str, float], lanes: int) -> list[list[str]]:
+    """Encoders packed into at most `lanes` groups: longest first, each onto the least-loaded group (LPT)."""
+    order = sorted(costs, key=lambda m: -costs[m])
+    groups: list[list[str]] = [[] for _ in range(max(1, min(lanes, len(order))))]
+    loads = [0.0] * len(groups)
+    for modality in order:
+        lane = loads.index(min(loads))
+        groups[lane].append(modality)
+        loads[lane] += costs[modality]
+    return groups
+
+
+def run_lane(calls: list[tuple[str, tuple[Runner, dict[str, np.ndarray], str]]]) -> Encoded:
+    """The encoders of one lane, one after another."""
+    return {m: timed_infer(*args) for m, args in calls}
+
+
 class ThreadPoolEncoders(Executor):
-    """CPU runtimes: encoders concurrently on a thread pool where that pays (measured), else one by one."""
+    """CPU runtimes: encoders concurrently where that pays (measured), else one by one.
+
+    Concurrent calls run in `lanes` groups (the cores the sessions can use at once): the calling thread
+    runs the first group itself (one thread hand-off less) and pool threads the others. With fewer lanes
+    than encoders the groups are packed longest-first from each encoder's last measured time, so on 2
+    cores the edge text encoder runs alone while image and audio share the other core, instead of three
+    threads time-slicing two cores.
+    """
 
     decides_concurrency = True
 
-    def __init__(self, runners: dict[str, Runner], modalities: list[str], auto: AutoConcurrency | None = None) -> None:
+    def __init__(self, runners: dict[str, Runner], modalities: list[str], auto: AutoConcurrency | None = None,
+                 lanes: int | None = None) -> None:
         super().__init__(runners, modalities)
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(modalities)), thread_name_prefix="mmedge-enc")
         self.auto = auto or AutoConcurrency()
+        self.lanes = max(1, lanes or len(modalities))
+        self._cost: dict[tuple[str, int], float] = {}  # (modality, rows) -> its last time (ns)
         self._calls = 0  # decided calls since the last re-check (a race only shifts when it happens)
 
     def encode(self, feeds: Feeds, concurrent: Concurrency) -> Encoded:
@@ -162,10 +194,21 @@ class ThreadPoolEncoders(Executor):
         return out
 
     def _encode(self, calls: dict[str, tuple[Runner, dict[str, np.ndarray], str]], concurrent: bool) -> Encoded:
-        if concurrent:
-            futures = {m: self._pool.submit(timed_infer, *args) for m, args in calls.items()}
-            return {m: f.result() for m, f in futures.items()}
-        return {m: timed_infer(*args) for m, args in calls.items()}
+        rows = int(next(iter(next(iter(calls.values()))[1].values())).shape[0])
+        if not concurrent:
+            out = run_lane(list(calls.items()))
+        else:
+            groups = plan_lanes({m: self._cost.get((m, rows), 1.0) for m in calls}, self.lanes)
+            futures = [self._pool.submit(run_lane, [(m, calls[m]) for m in group]) for group in groups[1:]]
+            try:
+                out = run_lane([(m, calls[m]) for m in groups[0]])
+            finally:
+                wait(futures)  # no lane is left running when this call returns or raises
+            for future in futures:
+                out.update(future.result())
+        for m, (_, ns) in out.items():
+            self._cost[(m, rows)] = float(ns)
+        return out
 
     def close(self) -> None:
         """Shut the thread pool down."""

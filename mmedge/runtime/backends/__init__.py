@@ -25,10 +25,11 @@ ExecutorFactory = Callable[[dict[str, "Runner"], list[str], RunnerOptions], "Exe
 
 
 def thread_pool_executor(runners: dict[str, Runner], modalities: list[str], options: RunnerOptions) -> Executor:
-    """The CPU executor: encoders on a thread pool."""
+    """The CPU executor: encoders on a thread pool, in as many lanes as the sessions' threads fit the usable cores."""
     from mmedge.runtime.executors import ThreadPoolEncoders
+    from mmedge.runtime.options import usable_cores
 
-    return ThreadPoolEncoders(runners, modalities)
+    return ThreadPoolEncoders(runners, modalities, lanes=max(1, usable_cores() // (options.threads or 1)))
 
 
 @dataclass(frozen=True)
