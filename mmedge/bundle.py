@@ -136,15 +136,15 @@ class Bundle:
             return self._verify_file(relative, key)
 
     def _verify_file(self, relative: str, key: str) -> Path:
-        with self._lock:
+        with self._lock:  # the state the hash is checked against; a relocate/adopt meanwhile re-checks
             done = self._verified.get(relative)
+            root, expected = self.root, self.recorded_sha256(relative)
         if done is not None:
             return done
-        full = confine(self.root, relative, key or relative)
+        full = confine(root, relative, key or relative)
         if not full.is_file():
             fix = self._fix("re-run mmedge export")
             raise BundleError(f"bundle file missing: {full} ({key or relative}); {fix}")
-        expected = self.recorded_sha256(relative)
         if self.verify_hashes and expected is None and self.schema_version < 2:
             raise schema_1_error(self.root)
         if self.verify_hashes and expected is None:
@@ -156,7 +156,10 @@ class Bundle:
                 raise BundleError(f"bundle file altered: {full} has sha256 {actual[:12]}…, bundle.json expects "
                                   f"{expected[:12]}…; {self._fix('re-run mmedge export (or quantize)')}")
         with self._lock:
-            return self._verified.setdefault(relative, full)
+            changed = self.root != root or self.recorded_sha256(relative) != expected
+            if not changed:
+                return self._verified.setdefault(relative, full)
+        return self._verify_file(relative, key)  # relocated or adopted a newer bundle.json meanwhile
 
     def _fix(self, default: str) -> str:
         """The advice for a missing/altered file: reload when another writer replaced bundle.json since load."""
@@ -184,6 +187,7 @@ class Bundle:
         with other._lock:
             state = dict(vars(other))
         state["_lock"] = self._lock
+        state["_file_locks"] = self._file_locks  # a file's lock stays the one threads may be holding
         with self._lock:
             vars(self).update(state)
 

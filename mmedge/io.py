@@ -10,9 +10,20 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without leaving it changed for another thread (reading it means setting it)."""
+    with _UMASK_LOCK:  # another thread between the two calls would otherwise keep umask 0 for good
+        umask = os.umask(0)
+        os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager
@@ -22,9 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should be an ordinary file
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the result should be an ordinary file
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -59,19 +59,29 @@ class Checker:
 
     def __init__(self, schema: Schema) -> None:
         self.root = schema
-        self._check_keywords(schema)
+        self._check_keywords(schema, top=True)
 
     def is_valid(self, instance: Any) -> bool:
         """True when `instance` satisfies the schema (same verdict as jsonschema's Draft202012Validator)."""
         return self._valid(instance, self.root)
 
     # ---- the schema itself -------------------------------------------------------------------
-    def _check_keywords(self, schema: Any) -> None:
+    def _check_keywords(self, schema: Any, top: bool = False) -> None:
+        """Refuse what this checker would get wrong: unknown keywords, array `items`, a nested `$id`, bad refs."""
         if isinstance(schema, bool):
             return
+        if not isinstance(schema, dict):
+            raise UnsupportedSchema(f"a schema must be an object or a boolean, got {schema!r}")
         unknown = set(schema) - set(_KEYWORDS) - ANNOTATIONS
         if unknown:
             raise UnsupportedSchema(f"schema keyword(s) {sorted(unknown)} are not supported by mmedge.schema_check")
+        if "$id" in schema and not top:
+            raise UnsupportedSchema("a nested $id (a new base URI) is not supported by mmedge.schema_check")
+        if "$ref" in schema:
+            try:
+                self._resolve(schema["$ref"])
+            except (KeyError, TypeError) as exc:
+                raise UnsupportedSchema(f"$ref {schema['$ref']!r} does not resolve") from exc
         for sub in _subschemas(schema):
             self._check_keywords(sub)
 
@@ -93,8 +103,8 @@ class Checker:
 def _subschemas(schema: Schema) -> list[Any]:
     out: list[Any] = []
     for key in ("items", "additionalProperties", "propertyNames", "if", "then", "else", "not"):
-        if isinstance(schema.get(key), (dict, bool)):
-            out.append(schema[key])
+        if key in schema:
+            out.append(schema[key])  # anything but an object or a boolean is refused by _check_keywords
     for key in ("properties", "$defs"):
         out.extend(schema.get(key, {}).values())
     for key in ("oneOf", "anyOf", "allOf"):

@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from mmedge.bundle import ENGINE_DIR, MANIFEST, Bundle
 from mmedge.errors import BundleError
-from mmedge.io import exchange_paths, fsync_dir, fsync_file, sha256_file
+from mmedge.io import current_umask, exchange_paths, fsync_dir, fsync_file, sha256_file
 
 log = logging.getLogger(__name__)
 LOCK_TIMEOUT_ENV = "MMEDGE_LOCK_TIMEOUT"  # seconds a second writer waits for the lock (default below)
@@ -261,9 +261,7 @@ def staging_folder(out: Path) -> Path:
     out = _canonical(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; the bundle should be an ordinary folder
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; the bundle should be an ordinary folder
     return staging
 
 

@@ -95,9 +95,15 @@ def test_json_equal_is_jsonschemas_enum_equality(a: Any, b: Any, equal: bool) ->
     assert jsonschema.Draft202012Validator({"enum": [b]}).is_valid(a) is equal
 
 
-def test_an_unsupported_keyword_is_refused_not_ignored() -> None:
+def test_an_unsupported_schema_is_refused_not_half_checked() -> None:
     with pytest.raises(UnsupportedSchema, match="patternProperties"):
         Checker({"type": "object", "properties": {"a": {"patternProperties": {"x": {}}}}})
+    with pytest.raises(UnsupportedSchema, match="object or a boolean"):
+        Checker({"items": [{"type": "string"}]})  # the old array form of items
+    with pytest.raises(UnsupportedSchema, match="nested \\$id"):
+        Checker({"properties": {"a": {"$id": "other.json", "type": "string"}}})
+    with pytest.raises(UnsupportedSchema, match="does not resolve"):
+        Checker({"properties": {"a": {"$ref": "#/$defs/missing"}}})
 
 
 def test_invalid_documents_still_get_jsonschemas_located_message(quantized_bundle_pristine: Path) -> None:

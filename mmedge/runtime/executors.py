@@ -194,11 +194,11 @@ class ThreadPoolEncoders(Executor):
         return out
 
     def _encode(self, calls: dict[str, tuple[Runner, dict[str, np.ndarray], str]], concurrent: bool) -> Encoded:
-        rows = int(next(iter(next(iter(calls.values()))[1].values())).shape[0])
+        rows = {m: int(next(iter(feed.values())).shape[0]) for m, (_, feed, _) in calls.items()}
         if not concurrent:
             out = run_lane(list(calls.items()))
         else:
-            groups = plan_lanes({m: self._cost.get((m, rows), 1.0) for m in calls}, self.lanes)
+            groups = plan_lanes({m: self._cost.get((m, rows[m]), 1.0) for m in calls}, self.lanes)
             futures = [self._pool.submit(run_lane, [(m, calls[m]) for m in group]) for group in groups[1:]]
             try:
                 out = run_lane([(m, calls[m]) for m in groups[0]])
@@ -207,7 +207,7 @@ class ThreadPoolEncoders(Executor):
             for future in futures:
                 out.update(future.result())
         for m, (_, ns) in out.items():
-            self._cost[(m, rows)] = float(ns)
+            self._cost[(m, rows[m])] = float(ns)
         return out
 
     def close(self) -> None:

@@ -9,8 +9,9 @@ hold per-thread device state (CUDA contexts) load one by one.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, TypeVar
 
 from mmedge.runtime.options import RunnerOptions, usable_cores
@@ -27,8 +28,9 @@ def load_runners(backend: Backend, bundle: Bundle, keys: dict[str, str], options
                  built: dict[str, Runner], alongside: Callable[[], T]) -> T:
     """Fill `built` with an active runner per component of `keys`; run `alongside()` meanwhile, return its result.
 
-    `built` holds every runner made so far even when a step fails (the caller deactivates them); the
-    first failure is raised after every started step has finished, so nothing is left loading.
+    `built` holds every runner made so far even when a step fails (the caller deactivates them); after a
+    failure the loads not started are cancelled, and the first failure is raised once every started one
+    has finished, so nothing is left loading.
     """
     def load(component: str, key: str) -> None:
         runner = backend.make_runner(bundle, component, key, options)
@@ -41,12 +43,33 @@ def load_runners(backend: Backend, bundle: Bundle, keys: dict[str, str], options
         for component, key in keys.items():
             load(component, key)
         return result
+    import_runtime(backend)
     with ThreadPoolExecutor(workers, thread_name_prefix="mmedge-load") as pool:
         futures = [pool.submit(load, component, key) for component, key in keys.items()]
         try:
             result = alongside()
-        finally:
-            wait(futures)
+        except BaseException:
+            stop(futures)
+            raise
+        wait(futures, return_when=FIRST_EXCEPTION)
+        stop(futures)
         for future in futures:
-            future.result()
+            if not future.cancelled():
+                future.result()
     return result
+
+
+def stop(futures: list[Future[None]]) -> None:
+    """Cancel the loads not started yet (after a failure, more sessions are wasted time); wait for the rest."""
+    for future in futures:
+        future.cancel()
+    wait(futures)
+
+
+def import_runtime(backend: Backend) -> None:
+    """Import the backend's runtime here, once, rather than from several load threads at the same time."""
+    if backend.runtime_module:
+        try:
+            importlib.import_module(backend.runtime_module)
+        except ImportError:  # the runner reports it, naming the package to install
+            return

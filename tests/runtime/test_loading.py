@@ -46,6 +46,18 @@ def test_a_failing_component_leaves_nothing_active(tiny_bundle: Path, monkeypatc
     with pytest.raises(BundleError, match="altered"):
         loading.load_runners(backend_info("onnxruntime"), bundle, keys, RunnerOptions.make(None, threads=1),
                              built, lambda: "tokenizer")
-    assert "audio" not in built and len(built) == len(keys) - 1  # every other load finished before the raise
+    # loads that had started finished before the raise (active); those not started yet were cancelled
+    assert "audio" not in built and built and all(r.is_active for r in built.values())
+    for runner in built.values():
+        runner.deactivate()
+    made: list[OrtRunner] = []
+    real = OrtRunner._activate
+
+    def recording(self: OrtRunner) -> None:
+        made.append(self)
+        real(self)
+
+    monkeypatch.setattr(OrtRunner, "_activate", recording)
     with pytest.raises(BundleError, match="altered"):
         Pipeline.from_bundle(tiny_bundle)
+    assert made and not any(r.is_active for r in made)  # what was made is released again

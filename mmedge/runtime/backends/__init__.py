@@ -25,11 +25,12 @@ ExecutorFactory = Callable[[dict[str, "Runner"], list[str], RunnerOptions], "Exe
 
 
 def thread_pool_executor(runners: dict[str, Runner], modalities: list[str], options: RunnerOptions) -> Executor:
-    """The CPU executor: encoders on a thread pool, in as many lanes as the sessions' threads fit the usable cores."""
+    """The CPU executor: encoders on a thread pool, in as many lanes as the sessions' threads fit the usable
+    cores, and never fewer than 2 (a concurrent call stays concurrent, e.g. sessions that wait on a GPU)."""
     from mmedge.runtime.executors import ThreadPoolEncoders
     from mmedge.runtime.options import usable_cores
 
-    return ThreadPoolEncoders(runners, modalities, lanes=max(1, usable_cores() // (options.threads or 1)))
+    return ThreadPoolEncoders(runners, modalities, lanes=max(2, usable_cores() // (options.threads or 1)))
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Backend:
     int8_artifact: str = "int8"  # which int8 flavour of the bundle this backend runs
     fp32_only: bool = False  # the torch reference
     parallel_load: bool = False  # components may be made and activated on several threads (runtime.loading)
+    runtime_module: str | None = None  # imported in the calling thread before a parallel load starts
 
 
 BACKENDS: Registry[Backend] = Registry(

@@ -42,4 +42,4 @@ def make_runner(bundle: Bundle, component: str, precision: str, options: RunnerO
     return OrtRunner(path, comp.inputs, comp.outputs, options.threads, component=component, source=source)
 
 
-BACKEND = Backend("onnxruntime", make_runner, parallel_load=True)
+BACKEND = Backend("onnxruntime", make_runner, parallel_load=True, runtime_module="onnxruntime")

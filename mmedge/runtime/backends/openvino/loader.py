@@ -37,4 +37,4 @@ def make_runner(bundle: Bundle, component: str, precision: str, options: RunnerO
     return OpenVINORunner(model, name, comp.inputs, comp.outputs, options.threads, settings.hint, component)
 
 
-BACKEND = Backend("openvino", make_runner, parallel_load=True)
+BACKEND = Backend("openvino", make_runner, parallel_load=True, runtime_module="openvino")
