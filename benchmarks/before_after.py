@@ -48,17 +48,9 @@ class AllOnPool(ThreadPoolEncoders):
 class BestCallOnly(AutoConcurrency):
     """The former decision rule: concurrent when its best trial call is 5 % faster (median ignored)."""
 
-    def record(self, key: Any, concurrent: bool, ns: int) -> None:
+    def concurrent_wins(self, seq_calls: list[int], conc_calls: list[int]) -> bool:
         """Decide on the minimum only."""
-        with self._lock:
-            if key in self.decided:
-                return
-            seen = self._times.setdefault(key, {False: [], True: []})
-            seen[concurrent].append(ns)
-            need = self.skip + self.trials
-            if len(seen[False]) >= need and len(seen[True]) >= need:
-                self.decided[key] = min(seen[True][self.skip:]) < self.margin * min(seen[False][self.skip:])
-                del self._times[key]
+        return min(conc_calls) < self.margin * min(seq_calls)
 
 
 def before_bundle(bundle: Path, work: Path) -> Path:

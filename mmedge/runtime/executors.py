@@ -107,14 +107,17 @@ class AutoConcurrency:
             need = self.skip + max(1, self.trials)
             if len(seen[False]) >= need and len(seen[True]) >= need:
                 seq_calls, conc_calls = seen[False][self.skip:], seen[True][self.skip:]
-                seq, conc = float(min(seq_calls)), float(min(conc_calls))
-                # concurrent only when it wins on the best call AND the typical (median) one: one lucky
-                # concurrent call amid slow ones stays sequential, which can only miss a gain, never lose
-                self.decided[key] = (conc < self.margin * seq
-                                     and float(np.median(conc_calls)) < self.margin * float(np.median(seq_calls)))
+                self.decided[key] = self.concurrent_wins(seq_calls, conc_calls)
                 del self._times[key]
                 log.info("encoders %s x%d rows: %s (best sequential %.3f ms, concurrent %.3f ms)", "+".join(key[0]),
-                         key[1], "concurrent" if self.decided[key] else "sequential", seq / 1e6, conc / 1e6)
+                         key[1], "concurrent" if self.decided[key] else "sequential", min(seq_calls) / 1e6,
+                         min(conc_calls) / 1e6)
+
+    def concurrent_wins(self, seq_calls: list[int], conc_calls: list[int]) -> bool:
+        """Concurrent only when it wins on the best call AND the typical (median) one: one lucky concurrent
+        call amid slow ones stays sequential, which can only miss a gain, never lose."""
+        return (min(conc_calls) < self.margin * min(seq_calls)
+                and float(np.median(conc_calls)) < self.margin * float(np.median(seq_calls)))
 
     def pending(self) -> int:
         """How many workloads have started their trials but are not decided yet."""
