@@ -80,7 +80,7 @@ class Checker:
         if "$ref" in schema:
             try:
                 self._resolve(schema["$ref"])
-            except (KeyError, TypeError) as exc:
+            except (KeyError, TypeError, AttributeError) as exc:
                 raise UnsupportedSchema(f"$ref {schema['$ref']!r} does not resolve") from exc
         for sub in _subschemas(schema):
             self._check_keywords(sub)

@@ -48,11 +48,9 @@ def load_runners(backend: Backend, bundle: Bundle, keys: dict[str, str], options
         futures = [pool.submit(load, component, key) for component, key in keys.items()]
         try:
             result = alongside()
-        except BaseException:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:  # a failure here, there or Ctrl-C: no further session is started
             stop(futures)
-            raise
-        wait(futures, return_when=FIRST_EXCEPTION)
-        stop(futures)
         for future in futures:
             if not future.cancelled():
                 future.result()
