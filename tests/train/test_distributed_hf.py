@@ -66,8 +66,8 @@ def _train_ranks(rank: int, world: int, port: int, out: str) -> None:
             step(torch.randn(2, 400)).backward()
             opt.step()
         Path(out, f"ok{rank}").write_text("ok")
-        # ranks end together, as mmedge.train.run does: a rank tearing gloo down while the other is still
-        # in its last all-reduce aborted once in CI ("terminate called without an active exception")
+        # ranks end together before gloo is torn down, as mmedge.train.run does; without it one CI run's
+        # rank 0 aborted in teardown ("terminate called without an active exception")
         torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
