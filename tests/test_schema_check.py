@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from json_paths import at, key_paths
 
 from mmedge.bundle_checks import SCHEMA_FILE, validate_schema
 from mmedge.errors import BundleError
@@ -39,26 +40,11 @@ def rich_document(bundle: Path) -> dict[str, Any]:
     return doc
 
 
-def locations(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path to a value inside `value` (dict keys and list indexes)."""
-    out = [path]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += locations(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += locations(v, (*path, i))
-    return out
-
-
 def mutate(doc: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     """One random edit: replace, delete, duplicate or add at a random place."""
     out = copy.deepcopy(doc)
-    path = rng.choice(locations(out)[1:])
-    parent = out
-    for part in path[:-1]:
-        parent = parent[part]
-    last, action = path[-1], rng.randrange(4)
+    path = rng.choice(key_paths(out))
+    parent, last, action = at(out, path[:-1]), path[-1], rng.randrange(4)
     if action == 0:
         parent[last] = copy.deepcopy(rng.choice(ODD_VALUES))
     elif action == 1:

@@ -27,6 +27,7 @@ import soundfile as sf
 from cli_helpers import assert_one_line_error, invoke
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from json_paths import Key, at, key_paths
 from PIL import Image
 from reliability_helpers import check_error, fuzz_settings, outcome, tree_digest
 
@@ -440,27 +441,8 @@ def test_invalid_utf8_anywhere_in_a_manifest(manifest_dir: Path, suffix: str, ba
 
 
 # ---- bundle.json mutations --------------------------------------------------------------------------------
-Key = tuple[str | int, ...]
 FREE_FORM = ("provenance", "metrics")  # free-form sections: any JSON value is accepted there
 PATH_KEYS = ("file", "tokenizer", "plan", "sidecar", "builder_log")  # values that name a file in the bundle
-
-
-def _leaves_and_nodes(value: Any, key: Key = ()) -> list[Key]:
-    """Every key path in a JSON document (objects and arrays alike), parents before children."""
-    out: list[Key] = [key] if key else []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _leaves_and_nodes(v, (*key, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _leaves_and_nodes(v, (*key, i))
-    return out
-
-
-def _get(doc: Any, key: Key) -> Any:
-    for k in key:
-        doc = doc[k]
-    return doc
 
 
 def _wrong_type(value: Any) -> Any:
@@ -478,7 +460,7 @@ def _wrong_type(value: Any) -> Any:
 
 def _mutate(doc: dict[str, Any], key: Key, op: str, seed: int) -> bool:
     """Apply `op` at `key`; False when it does not apply there (e.g. a path escape on a number)."""
-    parent, last = _get(doc, key[:-1]), key[-1]
+    parent, last = at(doc, key[:-1]), key[-1]
     old = parent[last]
     if op == "delete":
         del parent[last]
@@ -517,7 +499,7 @@ def bundle_reference(tiny_bundle_pristine: Path, tmp_path_factory: pytest.TempPa
     root = tmp_path_factory.mktemp("mutated") / "bundle"
     shutil.copytree(tiny_bundle_pristine, root)
     raw = (root / MANIFEST).read_bytes()
-    return Reference((root, raw, _leaves_and_nodes(json.loads(raw)), _predictions(root)))
+    return Reference((root, raw, key_paths(json.loads(raw)), _predictions(root)))
 
 
 @fuzz_settings(150)
