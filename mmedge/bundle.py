@@ -9,6 +9,7 @@ from typing import Any
 
 from mmedge.bundle_checks import confine, consistency_problem, manifest_paths, read_manifest, validate_schema
 from mmedge.errors import BundleError, BundleNotFoundError, ConfigError
+from mmedge.hash_records import checked_sha256
 from mmedge.io import sha256_file, write_json
 from mmedge.serialize import DICT_KEY, OMIT_NONE, SKIP, from_json, to_json
 from mmedge.specs import Preprocessing, TensorSpec
@@ -151,7 +152,7 @@ class Bundle:
             raise BundleError(f"bundle.json records no sha256 for {relative}, so it cannot be trusted; "
                               f"re-export the bundle (mmedge export RUN --out {self.root})")
         if self.verify_hashes and expected is not None:
-            actual = sha256_file(full)
+            actual = checked_sha256(full)
             if actual != expected:
                 raise BundleError(f"bundle file altered: {full} has sha256 {actual[:12]}…, bundle.json expects "
                                   f"{expected[:12]}…; {self._fix('re-run mmedge export (or quantize)')}")

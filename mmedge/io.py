@@ -106,10 +106,16 @@ def exchange_paths(a: str | Path, b: str | Path) -> bool:
     raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's contents."""
+def sha256_file(path: str | Path, chunk: int = 8 << 20) -> str:
+    """Hex sha256 of a file's contents.
+
+    Large blocks: reading and hashing each releases the GIL, and every block costs one wait to take it
+    back, so few blocks keep a hash on a load thread from queueing behind the caller's imports. (Not
+    mmap: a file truncated meanwhile would kill the process with SIGBUS.)
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
+    buffer = memoryview(bytearray(chunk))
+    with open(path, "rb", buffering=0) as fh:
+        while size := fh.readinto(buffer):
+            digest.update(buffer[:size])
     return digest.hexdigest()

@@ -206,13 +206,13 @@ def test_large_files_are_hashed_in_full(tiny_bundle: Path):
 
 def test_each_file_is_hashed_once_per_bundle_even_across_threads(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch):
     counts: dict[str, int] = {}
-    real = mmedge.bundle.sha256_file
+    real = mmedge.bundle.checked_sha256
 
     def counting(path: str | Path, *args: object) -> str:
         counts[Path(path).name] = counts.get(Path(path).name, 0) + 1
         return real(path, *args)
 
-    monkeypatch.setattr(mmedge.bundle, "sha256_file", counting)
+    monkeypatch.setattr(mmedge.bundle, "checked_sha256", counting)
     bundle = Bundle.load(tiny_bundle)
     assert counts == {}  # lazy: load hashes nothing
     threads = [threading.Thread(target=bundle.artifact_path, args=("image", "fp32")) for _ in range(8)]

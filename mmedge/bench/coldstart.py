@@ -4,7 +4,7 @@ A device that boots into inference pays this once per start. Each run is a new P
 torch import blocked (the runtime-only install), timing from its first statement: `import mmedge`,
 loading the bundle (hash checks, sessions) and the first prediction on a real sample (files decoded
 as a device would). The first run starts with an empty ONNX Runtime graph cache (a first boot),
-later runs find it filled (every boot after).
+later runs find it filled (every boot after), and the hash records of the files already checked.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mmedge.errors import MmedgeError
+from mmedge.hash_records import RACY_NS
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,11 @@ def measure_cold_start(bundle: Path, precision: str, modalities: list[str], back
         # boot after the first imports bytecode rather than compiling mmedge's sources again
         env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
                "MMEDGE_CACHE_DIR": str(folder / "cache"), "MMEDGE_ORT_GRAPH_CACHE": "1"}
-        results = [one_run(args, env) for _ in range(max(2, runs))]
+        results = [one_run(args, env)]
+        # the next boot of a device comes seconds to days later; hash records vouch for a file only once
+        # it has been unchanged that long (mmedge.hash_records.RACY_NS), which the graphs just cached were not
+        time.sleep(RACY_NS / 1e9)
+        results += [one_run(args, env) for _ in range(max(1, runs - 1))]
     warm = results[1:]
     record = {"backend": backend, "precision": precision, "threads": threads, "runs": results,
               "first_boot_ms": results[0]["total_ms"], "first_boot_rss_mb": results[0]["peak_rss_mb"],

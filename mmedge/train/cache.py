@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmedge.cache_dirs import cache_base
 from mmedge.io import atomic_path
 from mmedge.models.classifier import MultimodalClassifier
 from mmedge.models.encoders import Encoder
@@ -29,7 +29,6 @@ from mmedge.specs import Preprocessing
 from mmedge.train.tensors import SplitTensors
 
 log = logging.getLogger(__name__)
-CACHE_ENV = "MMEDGE_CACHE_DIR"  # mmedge's cache root (embeddings/, ort-graphs/), or "off" to disable caching
 CACHE_VERSION = 1
 
 
@@ -66,13 +65,8 @@ def weights_digest(module: nn.Module) -> str:
 
 def default_cache_dir() -> Path | None:
     """$MMEDGE_CACHE_DIR/embeddings (None when 'off'), else $XDG_CACHE_HOME or ~/.cache, /mmedge/embeddings."""
-    value = os.environ.get(CACHE_ENV)
-    if value is not None and value.strip().lower() in {"off", "0", "none", ""}:
-        return None
-    if value:
-        return Path(value).expanduser() / "embeddings"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "mmedge" / "embeddings"
+    base = cache_base()
+    return None if base is None else base / "embeddings"
 
 
 class EmbeddingStore:

@@ -15,7 +15,7 @@ import mmedge.bundle
 def counted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts Bundle.load calls and the files the bundle module hashes (real calls, only counted)."""
     seen: Counter[str] = Counter()
-    load, sha = mmedge.bundle.Bundle.load.__func__, mmedge.bundle.sha256_file  # type: ignore[attr-defined]
+    load, sha = mmedge.bundle.Bundle.load.__func__, mmedge.bundle.checked_sha256  # type: ignore[attr-defined]
 
     def counting_load(cls: type, *args: object, **kwargs: object) -> object:
         seen["load"] += 1
@@ -26,7 +26,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         return sha(path, *args)
 
     monkeypatch.setattr(mmedge.bundle.Bundle, "load", classmethod(counting_load))
-    monkeypatch.setattr(mmedge.bundle, "sha256_file", counting_sha)
+    monkeypatch.setattr(mmedge.bundle, "checked_sha256", counting_sha)
     return seen
 
 

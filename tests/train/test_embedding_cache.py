@@ -10,10 +10,11 @@ import pytest
 import torch
 from ft_helpers import make_model, same, snapshot, synthetic_split
 
+from mmedge.cache_dirs import CACHE_ENV
 from mmedge.models.encoders import ENCODERS, ImageCNNEncoder, register_encoder
 from mmedge.models.presets import preset_config
 from mmedge.specs import ImageSpec, Preprocessing
-from mmedge.train.cache import CACHE_ENV, EmbeddingStore, default_cache_dir
+from mmedge.train.cache import EmbeddingStore, default_cache_dir
 from mmedge.train.loop import split_features
 from mmedge.train.run import train_run
 

@@ -81,6 +81,54 @@ def test_altered_entry_is_reported_and_rebuilt(tiny_bundle_pristine: Path, cache
         assert graph_cache.read_entry(cache, meta.stem) is not None
 
 
+def _weights_files(cache: Path) -> dict[Path, dict[str, str]]:
+    """Each entry's weights file (mapped by ONNX Runtime on a hit) and its record."""
+    out = {}
+    for meta in cache.glob("*.json"):
+        data = json.loads(meta.read_text())["data"]
+        if data is not None:
+            out[cache / data["file"]] = data
+    return out
+
+
+def test_weights_live_in_a_verified_file_beside_the_graph(tiny_bundle_pristine: Path, cache: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture):
+    ref = _uncached(tiny_bundle_pristine, monkeypatch)
+    _logits(tiny_bundle_pristine)
+    weights = _weights_files(cache)
+    assert weights and all(path.is_file() and path.stat().st_size > 0 for path in weights)
+    victim = max(weights, key=lambda path: path.stat().st_size)
+    payload = bytearray(victim.read_bytes())
+    payload[len(payload) // 2] ^= 0xFF  # one weight changed: the graph file alone would still verify
+    victim.write_bytes(bytes(payload))
+    hits = _spy_hits(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger=graph_cache.__name__):
+        again = _logits(tiny_bundle_pristine)
+    assert len(hits) == 3 and f"{victim.name} does not match its recorded sha256" in caplog.text
+    assert not victim.exists()  # the altered entry's files are gone; a fresh one took its place
+    np.testing.assert_allclose(again, ref, atol=1e-5)
+    assert len(_weights_files(cache)) == len(weights)
+
+
+def test_a_missing_or_foreign_weights_file_rebuilds_the_entry(tiny_bundle_pristine: Path, cache: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture):
+    ref = _uncached(tiny_bundle_pristine, monkeypatch)
+    _logits(tiny_bundle_pristine)
+    metas = sorted(cache.glob("*.json"), key=lambda m: json.loads(m.read_text())["data"] is None)
+    first, second = metas[0], metas[1]
+    (cache / json.loads(first.read_text())["data"]["file"]).unlink()
+    record = json.loads(second.read_text())
+    record["data"]["file"] = "../outside.data"  # a record may only name its own entry's file
+    second.write_text(json.dumps(record))
+    hits = _spy_hits(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger=graph_cache.__name__):
+        again = _logits(tiny_bundle_pristine)
+    assert len(hits) == 2 and caplog.text.count("unreadable") == 2
+    np.testing.assert_allclose(again, ref, atol=1e-5)
+
+
 def test_a_changed_artifact_never_hits_an_old_entry(tiny_bundle: Path, cache: Path):
     _logits(tiny_bundle)
     (tiny_bundle / "text.onnx").write_bytes(b"garbage")  # bundle.json still records the old sha256
@@ -104,9 +152,9 @@ def test_unwritable_cache_folder_still_loads(tiny_bundle_pristine: Path, tmp_pat
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("MMEDGE_CACHE_DIR", str(blocker))
-    with caplog.at_level(logging.WARNING, logger=graph_cache.__name__):
+    with caplog.at_level(logging.WARNING):
         assert _logits(tiny_bundle_pristine).shape[0] == 8
-    assert "not writable" in caplog.text
+    assert "not usable" in caplog.text
 
 
 def test_a_file_altered_after_the_bundle_checked_it_is_never_cached(tiny_bundle: Path, cache: Path,
