@@ -19,6 +19,7 @@ from mmedge.bench.envinfo import environment_record, peak_rss_mb
 from mmedge.bench.measure import (
     HEADLINE,
     PHASES,
+    SWITCH,
     Contender,
     LoopSettings,
     PhaseRunner,
@@ -154,7 +155,7 @@ def _measure_batch(
             },
         )
         contenders.append(Contender(config, pipe, error=error))
-    phases = PHASES if spec.stages else (HEADLINE,)
+    phases = PHASES if spec.stages else (SWITCH, HEADLINE)
     settings = LoopSettings(
         spec.warmup, spec.iters, spec.seconds, phases, concurrency(spec.mode), spec.timer_factory
     )

@@ -1,11 +1,18 @@
 """Interleaved measurement: every configuration runs side by side, round-robin, in one loop.
 
-A round runs each phase for every configuration before the next phase (config A, config B, …),
-starting from a different configuration each round, so machine noise (other processes, thermal
-and frequency changes) hits all configurations alike; the ``model`` and ``other`` phases swap
-places every other round, so neither encoder mode is always measured in the same position.
-Phases per round:
+A round visits every configuration once, starting from a different one each round, so machine
+noise (other processes, thermal and frequency changes) hits all configurations alike. A visit runs
+all of a configuration's phases back to back, as a deployed model runs call after call: the
+previous configuration's weights and buffers have just evicted this one's from the CPU caches, so
+each visit opens with one call that refills them, timed on its own (``after_switch``: the latency
+of a model whose caches other work has cleared), before the phases that are timed warm. Timing
+every call cold instead would charge each configuration for its neighbours, and the smaller its
+weights (int8: a quarter of fp32's, inside a 32 MB L3 on the edge preset), the more of its steady
+speed it would hide. The ``model`` and ``other`` phases swap places every other round, so neither
+encoder mode is always measured in the same position. Phases per visit:
 
+* ``switch``: `Pipeline.run_batch` in the headline mode right after another configuration ran
+  (``after_switch``);
 * ``model``: `Pipeline.run_batch` in the headline mode (model compute only) — the headline
   latency, plus ``fusion_head`` and ``encoders.<mode>`` from the pipeline's own stage timers;
 * ``other``: `run_batch` in the other encoder mode, giving ``encoders.sequential`` and
@@ -32,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mmedge.bench.report import BenchConfig
+from mmedge.bench.report import AFTER_SWITCH, BenchConfig
 from mmedge.bench.timers import CpuTimer, StageRecorder, Timer
 from mmedge.progress import task, track
 
@@ -45,7 +52,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEADLINE = "model"
-PHASES: tuple[str, ...] = ("model", "other", "preprocess", "e2e")
+SWITCH = "switch"  # the visit's first call, after another configuration: recorded as AFTER_SWITCH
+PHASES: tuple[str, ...] = (SWITCH, HEADLINE, "other", "preprocess", "e2e")
 ERROR_CHARS = 300
 PRIME_BATCHES = 8
 AUTO_SETTLE_CALLS = 200  # a workload is decided after 2 x (2 + 7) trial calls; this bounds odd cases
@@ -133,6 +141,10 @@ class PhaseRunner:
         # per-encoder times, and on GPU backends the H2D/compute/D2H split of each engine
         return {k: v for k, v in timings.items() if k.startswith(("encoder.", "gpu."))}
 
+    def _switch(self, c: Contender, k: int, record: bool) -> None:
+        ns, _ = self._model_run(c, k, self.settings.concurrent)
+        self._put(c, record, {AFTER_SWITCH: ns})
+
     def _model(self, c: Contender, k: int, record: bool) -> None:
         concurrent = self.settings.concurrent
         ns, timings = self._model_run(c, k, concurrent)
@@ -205,27 +217,25 @@ def mode_name(concurrent: bool | str) -> str:
 
 
 def _round(runner: PhaseRunner, contenders: list[Contender], r: int, record: bool) -> None:
-    """One round: every phase, for every active contender in rotated order."""
+    """One round: a visit to every active contender in rotated order, each running all phases back to back."""
     active = [c for c in contenders if c.active]
     if not active:
         return
     shift = r % len(active)
-    order = active[shift:] + active[:shift]
     k = r % len(runner.workload)
-    for c in order:
-        c.iteration = c.times.next_iteration() if record else -1
     phases = list(runner.settings.phases)
-    if r % 2 and phases[:2] == [HEADLINE, "other"]:
+    if r % 2 and HEADLINE in phases and "other" in phases:
         # the two encoder modes swap places every other round: neither gets the warmer position
-        phases[0], phases[1] = phases[1], phases[0]
-    for phase in phases:
-        for c in order:
-            if not c.active:
-                continue
+        a, b = phases.index(HEADLINE), phases.index("other")
+        phases[a], phases[b] = phases[b], phases[a]
+    for c in active[shift:] + active[:shift]:
+        c.iteration = c.times.next_iteration() if record else -1
+        for phase in phases:
             try:
                 runner.run(phase, c, k, record)
             except Exception as exc:  # a configuration that breaks mid-run is reported, not fatal
                 c.fail(exc, f"{phase} phase")
+                break
 
 
 def settle_auto(runner: PhaseRunner, c: Contender, cap: int = AUTO_SETTLE_CALLS) -> None:
@@ -250,8 +260,9 @@ def prime(runner: PhaseRunner, contenders: list[Contender], batches: int = PRIME
             for k in range(min(batches, len(runner.workload))):
                 runner.run(HEADLINE, c, k, record=False)
             settle_auto(runner, c)
-            for phase in runner.settings.phases[1:]:
-                runner.run(phase, c, 0, record=False)
+            for phase in runner.settings.phases:
+                if phase != HEADLINE:
+                    runner.run(phase, c, 0, record=False)
         except Exception as exc:  # e.g. torch.compile failing on first call
             c.fail(exc, "first run")
 

@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 BENCH_SCHEMA_VERSION = 1
 MODES: tuple[str, ...] = ("sequential", "concurrent", "auto")
 _HEADER = ("schema_version", "title", "reference")  # written before the fields' own order (env, results)
+AFTER_SWITCH = "after_switch"  # a visit's first call, right after another configuration ran (see bench.measure)
 STAGE_ORDER: tuple[str, ...] = (
-    "preprocess.text", "preprocess.image", "preprocess.audio", "preprocess",
+    AFTER_SWITCH, "preprocess.text", "preprocess.image", "preprocess.audio", "preprocess",
     "encoder.text", "encoder.image", "encoder.audio", "encoders.sequential", "encoders.concurrent",
     "encoders.auto",
     "fusion_head", "postprocess", "end_to_end",

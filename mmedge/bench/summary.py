@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmedge.bench.plots import latency_plot, pareto_plot
-from mmedge.bench.report import BenchReport, BenchResult, ordered_stages, pareto_report, save_json
+from mmedge.bench.report import AFTER_SWITCH, BenchReport, BenchResult, ordered_stages, pareto_report, save_json
 from mmedge.io import atomic_path
 
 if TYPE_CHECKING:
@@ -25,7 +25,8 @@ __all__ = ["notes", "ordered_stages", "render_table", "terminal_tables", "to_mar
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS: tuple[str, ...] = (
-    "config", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "CoV", "items/s", "p50 / ref", "accuracy",
+    "config", "p50 ms", "p90 ms", "p99 ms", "mean ± std ms", "CoV", "items/s", "p50 / ref", "after switch p50 ms",
+    "accuracy",
 )  # fmt: skip
 COMPUTE_COLUMNS = ("config", "params", "GFLOP/call", "GFLOP/s at p50", "% of fp32 peak", "% of int8-aware peak",
                    "int8 MACs")
@@ -65,6 +66,7 @@ def result_row(result: BenchResult) -> list[str]:
         f"{s.cov:.1%}",
         _num(s.throughput, ".1f"),
         _num(result.ratio_to_reference, ".2f", "×"),
+        _num(switch.p50_ms if (switch := result.stages.get(AFTER_SWITCH)) else None),
         _num(None if result.accuracy is None else 100.0 * result.accuracy, ".2f", "%"),
     ]
 
@@ -210,7 +212,9 @@ def setup_lines(report: BenchReport) -> list[str]:
         f"{'+'.join(bench.get('modalities', []))}, inputs rotated over real samples of "
         f"`{bench.get('data', '?')}`. All configurations ran side by side in one process, interleaved "
         f"round-robin ({count} after {bench.get('warmup', '?')} warm-up rounds, clock "
-        f"{bench.get('clock', '?')}, threads {_threads(bench)}). "
+        f"{bench.get('clock', '?')}, threads {_threads(bench)}): each round visits every configuration once "
+        "and a visit runs its calls back to back, as a deployed model does; its first call, right after "
+        "another configuration evicted this one's weights from the CPU caches, is timed apart (`after switch`). "
         "`p50 / ref` is relative to the first configuration at the same batch size.",
         "",
         f"CPU: {cpu.get('model') or '?'}; ISA: {isa}; estimated fp32 peak "

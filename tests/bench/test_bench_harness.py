@@ -16,6 +16,7 @@ from mmedge.errors import BundleError, InputError, MmedgeError
 ITERS = 4
 ENCODERS = ["encoder.text", "encoder.image", "encoder.audio"]
 STAGES = [
+    "after_switch",
     "preprocess.text",
     "preprocess.image",
     "preprocess.audio",
@@ -146,7 +147,8 @@ def test_subset_of_modalities_and_batch(tiny_bundle_pristine: Path) -> None:
     )
     (r,) = rep.results
     assert r.config.key == "onnxruntime/fp32/b2/image" and r.config.batch == 2
-    assert set(r.stages) == {"fusion_head", "encoders.auto", "encoder.image"}  # auto: the Pipeline's default
+    # auto: the Pipeline's default
+    assert set(r.stages) == {"after_switch", "fusion_head", "encoders.auto", "encoder.image"}
     assert r.stats.throughput == pytest.approx(2 * 1000 / r.stats.mean_ms)
     assert set(r.config.extra["compute"]["by_component"]) == {"image", "fusion_head"}
 

@@ -12,7 +12,7 @@ import pytest
 
 from mmedge.bench import annotate
 from mmedge.bench.harness import BenchSpec, run_bench
-from mmedge.bench.measure import HEADLINE, Contender, LoopSettings, interleave
+from mmedge.bench.measure import HEADLINE, SWITCH, Contender, LoopSettings, interleave
 from mmedge.bench.report import BenchConfig, BenchReport, load_json
 from mmedge.bench.suite import load_suite, machine_class, run_suite
 from mmedge.bench.summary import to_markdown
@@ -62,6 +62,18 @@ def test_round_robin_with_rotated_start_and_unrecorded_warmup() -> None:
         assert len(c.times.samples(HEADLINE)) == 3  # warm-up dropped
         assert c.times.samples("encoder.image") == [10, 10, 10]  # headline mode here is concurrent
         assert c.error is None
+
+
+def test_a_visit_runs_its_calls_back_to_back_after_one_timed_apart() -> None:
+    log: list[tuple[str, int]] = []
+    contenders = _contenders(log)
+    rounds, _ = interleave(contenders, _workload(1), LoopSettings(warmup=1, iters=2, phases=(SWITCH, HEADLINE)))
+    assert rounds == 2
+    measured = [name for name, _ in log[-2 * 3 * 2 :]]
+    # each configuration's calls stay together (warm caches), its first call right after another's
+    assert measured == ["A", "A", "B", "B", "C", "C", "B", "B", "C", "C", "A", "A"]
+    for c in contenders:
+        assert len(c.times.samples("after_switch")) == 2 and len(c.times.samples(HEADLINE)) == 2
 
 
 def test_a_failing_configuration_is_reported_not_fatal() -> None:

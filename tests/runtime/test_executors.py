@@ -163,3 +163,37 @@ def test_concurrent_calls_run_in_lanes_sized_by_measured_cost():
     assert threads["text"] == "MainThread"  # the longest lane runs in the calling thread
     assert threads["image"] == threads["audio"] != "MainThread"  # the two short ones share one pool thread
     ex.close()
+
+
+class _PerToken(_Sleepy):
+    """Sleeps `ms` per column of its input (a text encoder's time follows its token count)."""
+
+    def __init__(self, modality: str, ms: float, threads: dict[str, str]) -> None:
+        super().__init__(modality, ms, threads)
+        self.inputs = [TensorSpec("x", "float32", ["batch", "seq"])]
+
+    def _infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        import threading
+        import time
+
+        time.sleep(self.ms * feed["x"].shape[1] / 1e3)
+        self.threads[self.modality] = threading.current_thread().name
+        return {embedding_name(self.modality): np.zeros((feed["x"].shape[0], 4), np.float32)}
+
+
+def test_lanes_follow_the_cost_of_this_input_shape_not_the_last_call():
+    threads: dict[str, str] = {}
+    runners = {"text": _PerToken("text", 2, threads), "image": _Sleepy("image", 12, threads),
+               "audio": _Sleepy("audio", 6, threads)}
+    for r in runners.values():
+        r.activate()
+    ex = ThreadPoolEncoders(runners, list(runners), lanes=2)
+    long_feeds = {m: {"x": np.zeros((1, 12 if m == "text" else 4), np.float32)} for m in runners}
+    short_feeds = {**long_feeds, "text": {"x": np.zeros((1, 2), np.float32)}}
+    ex.encode(short_feeds, False)  # text at 2 tokens: 4 ms
+    ex.encode(long_feeds, False)  # text at 12 tokens: 24 ms (the last call)
+    ex.encode(short_feeds, True)
+    # the short text (4 ms) shares a lane with audio (6 ms) while image (12 ms) runs alone; packed by the last
+    # call's 24 ms, text would run alone and image + audio (18 ms) would set the time
+    assert threads["image"] == "MainThread" and threads["text"] == threads["audio"] != "MainThread"
+    ex.close()
