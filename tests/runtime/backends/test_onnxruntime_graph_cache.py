@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import mmedge.cache_dirs as cache_dirs
 from mmedge.data.digits import load_digits
 from mmedge.errors import BundleError
 from mmedge.runtime.backends.onnxruntime import graph_cache
@@ -152,7 +153,7 @@ def test_unwritable_cache_folder_still_loads(tiny_bundle_pristine: Path, tmp_pat
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("MMEDGE_CACHE_DIR", str(blocker))
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger=cache_dirs.__name__):
         assert _logits(tiny_bundle_pristine).shape[0] == 8
     assert "not usable" in caplog.text
 
@@ -197,7 +198,7 @@ def test_a_group_writable_cache_folder_is_refused(tiny_bundle_pristine: Path, ca
                                                   caplog: pytest.LogCaptureFixture):
     cache.mkdir(parents=True)
     cache.chmod(0o777)
-    with caplog.at_level(logging.WARNING, logger=graph_cache.__name__):
+    with caplog.at_level(logging.WARNING, logger=cache_dirs.__name__):
         assert _logits(tiny_bundle_pristine).shape[0] == 8
     assert "writable by group/others" in caplog.text
     assert not list(cache.iterdir())  # nothing written into, or read from, a shared folder
