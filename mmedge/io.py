@@ -106,7 +106,7 @@ def exchange_paths(a: str | Path, b: str | Path) -> bool:
     raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
-def sha256_file(path: str | Path, chunk: int = 8 << 20) -> str:
+def sha256_file(path: str | Path, chunk: int = 4 << 20) -> str:
     """Hex sha256 of a file's contents.
 
     Large blocks: reading and hashing each releases the GIL, and every block costs one wait to take it
@@ -114,8 +114,9 @@ def sha256_file(path: str | Path, chunk: int = 8 << 20) -> str:
     mmap: a file truncated meanwhile would kill the process with SIGBUS.)
     """
     digest = hashlib.sha256()
-    buffer = memoryview(bytearray(chunk))
     with open(path, "rb", buffering=0) as fh:
+        # no bigger than the file: a load hashes several files at once, and each buffer is resident memory
+        buffer = memoryview(bytearray(max(1, min(chunk, os.fstat(fh.fileno()).st_size))))
         while size := fh.readinto(buffer):
             digest.update(buffer[:size])
     return digest.hexdigest()
