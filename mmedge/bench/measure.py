@@ -137,6 +137,12 @@ class PhaseRunner:
         ns = self._timed(c, lambda: pipe.run_batch(batch, timings, concurrent=concurrent))
         return ns, timings
 
+    def prime_call(self, c: Contender, k: int) -> None:
+        """One unrecorded call that builds lazy kernels; with an auto headline in a fixed mode, both in turn, so
+        the executor's sequential/concurrent trials start in the warm-up rounds, amid the measured traffic."""
+        concurrent = self.settings.concurrent
+        self._model_run(c, k, bool(k % 2) if concurrent == "auto" else concurrent)
+
     def _encoder_times(self, timings: dict[str, int]) -> dict[str, int]:
         # per-encoder times, and on GPU backends the H2D/compute/D2H split of each engine
         return {k: v for k, v in timings.items() if k.startswith(("encoder.", "gpu."))}
@@ -240,10 +246,10 @@ def _round(runner: PhaseRunner, contenders: list[Contender], r: int, record: boo
 
 def settle_auto(runner: PhaseRunner, c: Contender, cap: int = AUTO_SETTLE_CALLS) -> None:
     """Call the headline until the auto executor has decided every workload it started trying (at most `cap`
-    calls), so its sequential/concurrent trials never land in measured rounds (e.g. --no-stages, warm-up < 6)."""
+    calls), so its sequential/concurrent trials never land in measured rounds (a warm-up too short for them)."""
     auto = getattr(getattr(c.pipeline, "executor", None), "auto", None)
     calls = 0
-    while auto is not None and auto.pending() and calls < cap:
+    while auto is not None and (calls == 0 or auto.pending()) and calls < cap:  # one call starts undecided trials
         runner.run(HEADLINE, c, calls % len(runner.workload), record=False)
         calls += 1
     if auto is not None and auto.pending():
@@ -258,10 +264,9 @@ def prime(runner: PhaseRunner, contenders: list[Contender], batches: int = PRIME
             continue
         try:
             for k in range(min(batches, len(runner.workload))):
-                runner.run(HEADLINE, c, k, record=False)
-            settle_auto(runner, c)
+                runner.prime_call(c, k)
             for phase in runner.settings.phases:
-                if phase != HEADLINE:
+                if phase not in (HEADLINE, SWITCH):  # those run the headline: primed above
                     runner.run(phase, c, 0, record=False)
         except Exception as exc:  # e.g. torch.compile failing on first call
             c.fail(exc, "first run")
@@ -274,6 +279,10 @@ def interleave(contenders: list[Contender], workload: Workload, settings: LoopSe
     for r in track(range(settings.warmup), "bench warm-up rounds"):  # a bar with ETA in the CLI (stderr)
         _round(runner, contenders, r, record=False)
     for c in contenders:
+        # the auto executor decides during the warm-up rounds, amid the same traffic as the measured ones
+        # (its trials run back to back here, it decided for a machine that no measured call sees)
+        if c.active:
+            settle_auto(runner, c)
         c.times.clear()
     gc.collect()
     gc_was_enabled = gc.isenabled()

@@ -72,11 +72,12 @@ WorkKey = tuple[tuple[str, ...], int]  # (modalities encoded, rows): what decide
 class AutoConcurrency:
     """Decides per workload (modalities x rows) whether concurrent encoders pay, from its first real calls.
 
-    The first calls of a workload alternate sequential and concurrent (so both see the same machine
-    state); each mode's first `skip` calls are not counted (lazy kernel set-up, the pool's threads
-    starting), then after `trials` counted calls per mode concurrent wins only when it is at least `margin`
-    faster both by its best call (other processes only ever add time) and by its median call (one lucky
-    concurrent call must not decide: on the edge preset such a choice ran 1.14x sequential's time). Every
+    The first calls of a workload alternate sequential and concurrent in the order S C C S (so both
+    see the same machine state, in both positions of a pair of calls); each mode's first `skip` calls
+    are not counted (lazy kernel set-up, the pool's threads starting), then after `trials` counted calls
+    per mode concurrent wins only when it is at least `margin` faster both by its best call (other
+    processes only ever add time) and by its median call (one lucky concurrent call must not decide: on
+    the edge preset such a choice ran 1.14x sequential's time). Every
     `recheck` calls a decided workload is measured again, so one unlucky trial cannot stick. On small
     graphs the thread hand-off costs more than the overlap gains (tiny preset, ONNX Runtime, batch 1:
     1.4-1.6x slower concurrent, docs/performance.md), on large ones overlap can win, and which applies
@@ -95,7 +96,9 @@ class AutoConcurrency:
             if key in self.decided:
                 return self.decided[key]
             seen = self._times.setdefault(key, {False: [], True: []})
-            return len(seen[False]) > len(seen[True])  # alternate, sequential first
+            # sequential, concurrent, concurrent, sequential, ...: a caller whose calls come in pairs (a bench
+            # visit, a frame and its retry) would otherwise always give one mode the first, colder call
+            return (len(seen[False]) + len(seen[True])) % 4 in (1, 2)
 
     def record(self, key: WorkKey, concurrent: bool, ns: int) -> None:
         """Record a trial's wall time; decide once both modes have `skip + trials` samples."""

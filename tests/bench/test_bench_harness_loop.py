@@ -181,8 +181,9 @@ def test_suite_errors(tmp_path: Path, tiny_bundle_pristine: Path) -> None:
     assert machine_class().endswith("c")
 
 
-def test_auto_mode_trials_finish_before_measured_rounds(tiny_bundle_pristine: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("warmup", [0, 10])
+def test_auto_mode_trials_run_after_priming_and_before_measured_rounds(tiny_bundle_pristine: Path, warmup: int,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from mmedge.bench import measure
     from mmedge.bench.workload import build_workload
     from mmedge.runtime.pipeline import Pipeline
@@ -197,9 +198,22 @@ def test_auto_mode_trials_finish_before_measured_rounds(tiny_bundle_pristine: Pa
         after_prime: list[int] = []
         real_prime = measure.prime
         monkeypatch.setattr(measure, "prime", lambda *a, **k: (real_prime(*a, **k), after_prime.append(len(trials))))
+        at_first_measured: list[int] = []
+        real_round = measure._round
+
+        def spy_round(runner: object, contenders: object, r: int, record: bool) -> None:
+            if record and not at_first_measured:
+                at_first_measured.append(len(trials))
+            real_round(runner, contenders, r, record)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(measure, "_round", spy_round)
         workload = build_workload(pipe, samples, 1, "digits", "test", mods)
         contender = Contender(BenchConfig("onnxruntime", "fp32", label="ort"), pipe)
-        interleave([contender], workload, LoopSettings(warmup=0, iters=10, phases=(HEADLINE,), concurrent="auto"))
+        settings = LoopSettings(warmup=warmup, iters=10, phases=(SWITCH, HEADLINE), concurrent="auto")
+        interleave([contender], workload, settings)
     assert contender.error is None
-    assert after_prime == [len(trials)] and len(trials) >= 14  # every trial call came before the measured rounds
+    # priming runs fixed modes (no trial made back to back there); the trials run in the warm-up rounds, amid
+    # the traffic of the measured ones (or right after, when the warm-up is too short), never in them
+    assert after_prime == [0]
+    assert at_first_measured == [len(trials)] and len(trials) >= 18
     assert auto.pending() == 0 and auto.decided
