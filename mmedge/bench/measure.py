@@ -279,8 +279,8 @@ def interleave(contenders: list[Contender], workload: Workload, settings: LoopSe
     for r in track(range(settings.warmup), "bench warm-up rounds"):  # a bar with ETA in the CLI (stderr)
         _round(runner, contenders, r, record=False)
     for c in contenders:
-        # the auto executor decides during the warm-up rounds, amid the same traffic as the measured ones
-        # (its trials run back to back here, it decided for a machine that no measured call sees)
+        # the auto executor decides during the warm-up rounds, amid the same traffic as the measured ones; what
+        # a warm-up too short for its trials left undecided finishes here, before any measured call
         if c.active:
             settle_auto(runner, c)
         c.times.clear()
