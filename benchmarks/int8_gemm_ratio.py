@@ -17,6 +17,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def matmul_model(path: Path, rows: int, k: int, n: int, seed: int = 0) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-def session(path: Path) -> object:
+def session(path: Path) -> Any:
     """A one-thread CPU session with full optimization (as mmedge's runtime makes them)."""
     import onnxruntime as ort
 
@@ -46,14 +47,14 @@ def session(path: Path) -> object:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def time_pair(fp32: object, int8: object, x: np.ndarray, iters: int) -> tuple[float, float]:
+def time_pair(fp32: Any, int8: Any, x: np.ndarray, iters: int) -> tuple[float, float]:
     """p50 seconds of each session on x, alternating which runs first."""
     times: dict[int, list[int]] = {0: [], 1: []}
     sessions = [fp32, int8]
     for i in range(iters + 50):
         for j in (0, 1) if i % 2 else (1, 0):
             start = time.perf_counter_ns()
-            sessions[j].run(None, {"x": x})  # type: ignore[attr-defined]
+            sessions[j].run(None, {"x": x})
             if i >= 50:
                 times[j].append(time.perf_counter_ns() - start)
     return float(np.median(times[0])) / 1e9, float(np.median(times[1])) / 1e9

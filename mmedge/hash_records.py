@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-from mmedge.cache_dirs import cache_base, private_folder
+from mmedge.cache_dirs import cache_folder, private_folder
 from mmedge.io import sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,7 @@ RACY_NS = 2_000_000_000  # stamps closer than this to the hash's start are not t
 
 def records_root() -> Path | None:
     """The records folder, or None where records are off or cannot be trusted on this platform."""
-    if os.name != "posix" or os.environ.get("MMEDGE_HASH_RECORDS", "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    base = cache_base()
-    return None if base is None else base / SUBDIR
+    return cache_folder(SUBDIR, "MMEDGE_HASH_RECORDS") if os.name == "posix" else None
 
 
 def stamps(st: os.stat_result) -> list[int]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmedge.cache_dirs import cache_base
+from mmedge.cache_dirs import cache_folder
 from mmedge.io import atomic_path
 from mmedge.models.classifier import MultimodalClassifier
 from mmedge.models.encoders import Encoder
@@ -65,8 +65,7 @@ def weights_digest(module: nn.Module) -> str:
 
 def default_cache_dir() -> Path | None:
     """$MMEDGE_CACHE_DIR/embeddings (None when 'off'), else $XDG_CACHE_HOME or ~/.cache, /mmedge/embeddings."""
-    base = cache_base()
-    return None if base is None else base / "embeddings"
+    return cache_folder("embeddings")
 
 
 class EmbeddingStore:

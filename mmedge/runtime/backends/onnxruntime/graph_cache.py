@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmedge.cache_dirs import cache_base, private_folder
+from mmedge.cache_dirs import cache_folder, private_folder
 from mmedge.errors import BundleError
 from mmedge.hash_records import checked_sha256
 from mmedge.io import atomic_path, sha256_file, write_json
@@ -47,10 +47,7 @@ FORMAT = 2  # bump when the entry layout changes (2: weights in a mapped .data f
 
 def cache_root() -> Path | None:
     """The graph cache folder, or None when MMEDGE_ORT_GRAPH_CACHE=0 or the cache is off."""
-    if os.environ.get("MMEDGE_ORT_GRAPH_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    base = cache_base()
-    return None if base is None else base / SUBDIR
+    return cache_folder(SUBDIR, "MMEDGE_ORT_GRAPH_CACHE")
 
 
 @functools.lru_cache(maxsize=1)
